@@ -1,0 +1,241 @@
+"""Layered, typed configuration: defaults ← YAML file ← ``MEMSTREAM_*`` environment ← code.
+
+Everything is decoded once into msgspec Structs with unknown fields forbidden, so a typo
+fails at start with the path of the bad field instead of being silently ignored.
+Providers are tagged unions on ``provider``.
+
+Environment variables use ``__`` between levels:
+``MEMSTREAM_LLM__PROVIDER=openai``, ``MEMSTREAM_LLM__BASE_URL=http://...``,
+``MEMSTREAM_JOURNAL__DSN=postgresql://...``. ``MEMSTREAM_CONFIG`` names a YAML file or a
+preset (``local``, ``test``, ``cluster``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+from runtime.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PRESETS_DIR = PROJECT_ROOT / "configs"
+ENV_PREFIX = "MEMSTREAM_"
+# Environment variables that are settings of their own, not config-tree paths.
+_ENV_NOT_CONFIG = {"MEMSTREAM_CONFIG", "MEMSTREAM_QDRANT_URL", "MEMSTREAM_MEMGRAPH_URL", "MEMSTREAM_POSTGRES_DSN",
+                   "MEMSTREAM_CACHE_DIR", "MEMSTREAM_TOKEN_SECRET"}
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+# --- LLM ---------------------------------------------------------------------------------
+class VLLMConfig(_Section, tag="vllm", tag_field="provider"):
+    """vLLM's engine in-process (CPU build here, GPU in production)."""
+
+    model: str = "smollm2-135m-instruct"  # a HF folder, or the name of a packaged demo model
+    dtype: str = "float32"  # the CPU build; use bfloat16 on GPUs
+    max_model_len: int = 2048
+    enforce_eager: bool = True
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+    enable_prefix_caching: bool = True
+    max_num_seqs: int = 32
+    kv_cache_mb: int = 512  # CPU only; on GPUs gpu_memory_utilization sizes the cache
+    temperature: float = 0.0
+    repetition_penalty: float = 1.15
+    max_tokens: int = 192
+    timeout_s: float = 120.0
+
+
+class OpenAIConfig(_Section, tag="openai", tag_field="provider"):
+    """Any OpenAI-compatible chat endpoint: vLLM serve, llama.cpp, Ollama, OpenAI."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "default"
+    api_key_env: str = "OPENAI_API_KEY"
+    json_mode: Literal["json_schema", "json_object"] = "json_schema"
+    temperature: float = 0.0
+    max_tokens: int = 512
+    timeout_s: float = 60.0
+    max_concurrency: int = 64
+
+
+LLMConfig = VLLMConfig | OpenAIConfig
+
+
+# --- embedder ----------------------------------------------------------------------------
+class SentenceTransformersConfig(_Section, tag="sentence_transformers", tag_field="provider"):
+    model: str = "all-MiniLM-L6-v2"  # a folder, or the packaged model's name
+    device: str = "cpu"
+    threads: int = 1
+    batch_size: int = 64
+
+
+class OpenAIEmbedderConfig(_Section, tag="openai", tag_field="provider"):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "all-MiniLM-L6-v2"
+    dims: int = 384
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 30.0
+
+
+EmbedderConfig = SentenceTransformersConfig | OpenAIEmbedderConfig
+
+
+# --- vector store ------------------------------------------------------------------------
+class QdrantEdgeConfig(_Section, tag="qdrant_edge", tag_field="provider"):
+    """Qdrant's engine in-process: one shard directory, owned by one process."""
+
+    path: str = "vectors"  # relative to data_dir
+    hnsw_m: int = 0  # tenant-only HNSW: per-owner graphs via payload_m
+    hnsw_payload_m: int = 16
+    optimize_every: int = 5000  # build the index after this many writes
+
+
+class QdrantConfig(_Section, tag="qdrant", tag_field="provider"):
+    """A Qdrant server or cluster via AsyncQdrantClient (``location=":memory:"`` only for tests)."""
+
+    url: str | None = None
+    location: str | None = None
+    api_key_env: str = "QDRANT_API_KEY"
+    collection: str = "memstream"
+    shard_number: int = 1
+    replication_factor: int = 1
+    write_consistency_factor: int = 1
+    on_disk_payload: bool = True
+    timeout_s: float = 10.0
+
+
+VectorStoreConfig = QdrantEdgeConfig | QdrantConfig
+
+
+# --- journal -----------------------------------------------------------------------------
+class SQLiteJournalConfig(_Section, tag="sqlite", tag_field="provider"):
+    path: str = "journal.sqlite3"  # relative to data_dir
+    busy_timeout_ms: int = 5000
+
+
+class PostgresJournalConfig(_Section, tag="postgres", tag_field="provider"):
+    dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
+    schema: str = "memstream"
+    pool_min: int = 1
+    pool_max: int = 8
+    timeout_s: float = 10.0
+
+
+JournalConfig = SQLiteJournalConfig | PostgresJournalConfig
+
+
+# --- engine ------------------------------------------------------------------------------
+class MemoryPolicy(_Section):
+    """How ``add`` decides: limits that keep a small model honest, retries, queue bounds."""
+
+    max_facts: int = 4
+    max_fact_chars: int = 80
+    require_grounding: bool = True
+    existing_top_k: int = 5
+    llm_retries: int = 2
+    mailbox_capacity: int = 64
+    default_search_limit: int = 10
+    max_page_size: int = 1000
+
+
+class LogConfig(_Section):
+    level: str = "info"
+    json: bool = False
+
+
+class Config(_Section):
+    data_dir: str = ".memstream"
+    tenant: str = "default"
+    llm: LLMConfig = msgspec.field(default_factory=VLLMConfig)
+    embedder: EmbedderConfig = msgspec.field(default_factory=SentenceTransformersConfig)
+    vector_store: VectorStoreConfig = msgspec.field(default_factory=QdrantEdgeConfig)
+    journal: JournalConfig = msgspec.field(default_factory=SQLiteJournalConfig)
+    memory: MemoryPolicy = msgspec.field(default_factory=MemoryPolicy)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+
+    def data_path(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else Path(self.data_dir) / path
+
+
+_DEFAULT_PROVIDERS = {"llm": "vllm", "embedder": "sentence_transformers", "vector_store": "qdrant_edge",
+                      "journal": "sqlite"}
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            # switching provider drops the other provider's fields
+            if "provider" in value and value["provider"] != out[key].get("provider"):
+                out[key] = dict(value)
+            else:
+                out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(source: str) -> dict[str, Any]:
+    path = Path(source)
+    if not path.suffix and (PRESETS_DIR / f"{source}.yaml").is_file():
+        path = PRESETS_DIR / f"{source}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {source}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {source} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {source} must hold a mapping at the top level")
+    return data
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_CONFIG:
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name} conflicts with another MEMSTREAM_ variable")
+        node[path[-1]] = value
+    return tree
+
+
+def load_config(
+    source: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the config from the layers; raise ConfigError naming the bad field."""
+    environ = dict(os.environ if environ is None else environ)
+    layers: dict[str, Any] = {}
+    source = source or environ.get("MEMSTREAM_CONFIG")
+    if source:
+        layers = _merge(layers, _read_yaml(str(source)))
+    layers = _merge(layers, _from_env(environ))
+    if overrides:
+        layers = _merge(layers, overrides)
+    for section, provider in _DEFAULT_PROVIDERS.items():
+        if isinstance(layers.get(section), dict):
+            layers[section].setdefault("provider", provider)
+    try:
+        return msgspec.convert(layers, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def cache_dir() -> Path:
+    """Where converted models and vLLM's compile cache live: inside the project, outside git."""
+    return Path(os.environ.get("MEMSTREAM_CACHE_DIR", PROJECT_ROOT / ".cache"))

@@ -1,0 +1,61 @@
+"""sentence-transformers embedder (CPU or CUDA), run in a worker thread.
+
+Thread count is set deliberately: on a busy 2-core box torch's default thread pool made one
+MiniLM embedding 10-25x slower than a single thread did.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from runtime.errors import BackendUnavailable, ConfigError
+from runtime.packaged_models import PACKAGED_EMBEDDERS
+
+
+def resolve_model_path(model: str) -> str:
+    if model in PACKAGED_EMBEDDERS:
+        return str(PACKAGED_EMBEDDERS[model]())
+    if Path(model).is_dir():
+        return model
+    raise ConfigError(f"embedder.model {model!r} is neither a packaged model ({', '.join(PACKAGED_EMBEDDERS)}) "
+                      "nor a local folder (nothing is downloaded at run time)")
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, model: str = "all-MiniLM-L6-v2", *, device: str = "cpu", threads: int = 1,
+                 batch_size: int = 64):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if device == "cpu" and threads > 0:
+            torch.set_num_threads(threads)
+        self._model: Any = SentenceTransformer(resolve_model_path(model), device=device)
+        self.dims: int = int(self._model.get_embedding_dimension())
+        self._batch_size = batch_size
+        # one encode at a time: torch already uses the configured threads inside a call
+        self._lock = anyio.Lock()
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+
+        def encode() -> list[list[float]]:
+            vectors = self._model.encode(texts, batch_size=self._batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
+            return vectors.tolist()
+
+        async with self._lock:
+            try:
+                return await anyio.to_thread.run_sync(encode)
+            except RuntimeError as exc:
+                raise BackendUnavailable(f"embedder failed: {exc}", backend="embedder") from exc
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,541 @@
+"""``AsyncMemory``: the whole memory API on one event loop, over injected ports.
+
+Write path (one owner at a time, through the owner's mailbox): extract facts → embed →
+fetch similar memories → decide → append to the journal (the commit point) → apply to
+the vector store → publish events. A crash after the append is repaired by re-applying
+journal entries past the store's watermark, on the next write of that owner and on open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import msgspec
+import structlog
+
+from runtime import reconcile
+from runtime.clock import Clock, SystemClock, iso
+from runtime.config import Config, load_config
+from runtime.embedders import Embedder, make_embedder
+from runtime.errors import BackendUnavailable, InvalidRequest, LLMOutputError, NotFound
+from runtime.events import EventHub
+from runtime.filters import matches, parse_filters
+from runtime.journal import Journal, make_journal
+from runtime.llms import LLM, make_llm
+from runtime.mailbox import OwnerMailboxes
+from runtime.messages import normalize_messages, transcript
+from runtime.model import EntryDraft, JournalEntry, MemoryEvent, MemoryRecord, Scope, make_scope, replay
+from runtime.prompts import decision_schema, facts_schema, render_decision, render_extraction
+from runtime.results import change_dict, owner_scope, record_dict
+from runtime.vectors import VectorStore, make_vector_store
+
+log = structlog.get_logger("memstream.engine")
+T = TypeVar("T")
+VECTORS = "vectors"  # projection name for watermarks
+MAX_METADATA_BYTES = 16_384
+
+
+class AddOutcome(msgspec.Struct):
+    result: dict[str, Any]
+    timings_ms: dict[str, float]
+    entries: list[JournalEntry]
+
+
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidRequest("metadata must be an object with string keys")
+    try:
+        size = len(json.dumps(metadata))
+    except (TypeError, ValueError):
+        raise InvalidRequest("metadata must be JSON-serializable") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")
+    return metadata
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    def lap(self, name: str, started: float) -> None:
+        self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - started) * 1000
+
+
+class AsyncMemory:
+    """The memory API. Adapters are built from ``config`` unless injected (tests, actors)."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        llm: LLM | None = None,
+        embedder: Embedder | None = None,
+        vector_store: VectorStore | None = None,
+        journal: Journal | None = None,
+        clock: Clock | None = None,
+        hub: EventHub | None = None,
+    ):
+        self.config = config or load_config()
+        self._llm = llm
+        self._embedder = embedder
+        self._vectors = vector_store
+        self._journal = journal
+        self._clock = clock or SystemClock()
+        self.hub = hub or EventHub()
+        self._mailboxes = OwnerMailboxes(self.config.memory.mailbox_capacity)
+        self._applied: dict[tuple[str, str], int] = {}
+        self._open_lock = anyio.Lock()
+        self._llm_lock = anyio.Lock()
+        self._opened = False
+        # adapters passed in belong to the caller; only the ones built here are closed here
+        self._injected = {id(part) for part in (llm, embedder, vector_store, journal) if part is not None}
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def open(self) -> AsyncMemory:
+        async with self._open_lock:
+            if self._opened:
+                return self
+            if self._embedder is None:
+                self._embedder = await anyio.to_thread.run_sync(make_embedder, self.config.embedder)
+            if self._journal is None:
+                self._journal = make_journal(self.config)
+            await self._journal.open()
+            if self._vectors is None:
+                self._vectors = make_vector_store(self.config)
+            await self._vectors.open(self._embedder.dims)
+            self._opened = True
+        await self.recover()
+        return self
+
+    async def close(self) -> None:
+        for part in (self._llm, self._embedder, self._vectors, self._journal):
+            if part is not None and id(part) not in self._injected:
+                await part.close()
+        self._opened = False
+
+    async def __aenter__(self) -> AsyncMemory:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _ready(self) -> None:
+        if not self._opened:
+            await self.open()
+
+    async def _get_llm(self) -> LLM:
+        if self._llm is None:
+            async with self._llm_lock:
+                if self._llm is None:
+                    self._llm = await make_llm(self.config.llm)
+        return self._llm
+
+    @property
+    def journal(self) -> Journal:
+        assert self._journal is not None, "AsyncMemory is not open"
+        return self._journal
+
+    @property
+    def vectors(self) -> VectorStore:
+        assert self._vectors is not None, "AsyncMemory is not open"
+        return self._vectors
+
+    @property
+    def embedder(self) -> Embedder:
+        assert self._embedder is not None, "AsyncMemory is not open"
+        return self._embedder
+
+    def _tenant(self, tenant: str | None) -> str:
+        return tenant or self.config.tenant
+
+    async def _serialized(self, tenant: str, owner: str, work: Callable[[], Awaitable[T]]) -> T:
+        return await self._mailboxes.run(f"{tenant}\x1f{owner}", work)
+
+    # ---- recovery ------------------------------------------------------------------------
+    async def recover(self) -> int:
+        """Re-apply every journal entry the vector store missed (after a crash or an outage)."""
+        repaired = 0
+        for tenant, owner, watermark, head in await self.journal.lagging(VECTORS):
+            await self._serialized(tenant, owner, lambda t=tenant, o=owner: self._catch_up(t, o))
+            repaired += head - watermark
+        if repaired:
+            log.info("recovered", entries=repaired)
+        return repaired
+
+    async def _catch_up(self, tenant: str, owner: str) -> None:
+        key = (tenant, owner)
+        if key in self._applied:
+            return
+        watermark = await self.journal.watermark(VECTORS, tenant, owner)
+        pending = await self.journal.read(tenant, owner, after_seq=watermark)
+        if pending:
+            await self._apply(pending, {})
+            log.info("projection_caught_up", tenant=tenant, owner=owner, entries=len(pending))
+        else:
+            self._applied[key] = watermark
+
+    async def _apply(self, entries: list[JournalEntry], known: dict[str, list[float]]) -> None:
+        """Journal entries → vector store, idempotently (final state per memory id)."""
+        if not entries:
+            return
+        final: dict[str, JournalEntry] = {}
+        for entry in entries:
+            final[entry.memory_id] = entry
+        live = [e.record() for e in final.values() if e.event != "DELETE"]
+        gone = [e.memory_id for e in final.values() if e.event == "DELETE"]
+        missing = [r.text for r in live if r.text not in known]
+        vectors = dict(known)
+        if missing:
+            vectors.update(zip(missing, await self.embedder.embed(missing)))
+        last = entries[-1]
+        key = (last.tenant, last.owner)
+        try:
+            await self.vectors.upsert(live, [vectors[r.text] for r in live])
+            await self.vectors.delete(gone)
+        except BackendUnavailable as exc:
+            self._applied.pop(key, None)
+            raise BackendUnavailable(
+                f"{exc} - the change is committed to the journal (seq {last.seq}) and will be applied "
+                "when the vector store is back; retry with the same request_id to get the result",
+                backend=exc.backend, committed_seq=last.seq,
+            ) from exc
+        await self.journal.set_watermark(VECTORS, last.tenant, last.owner, last.seq)
+        self._applied[key] = last.seq
+
+    async def _commit(
+        self, tenant: str, owner: str, drafts: list[EntryDraft], known: dict[str, list[float]],
+        request_id: str | None, result: dict[str, Any], watch: _Stopwatch,
+    ) -> tuple[dict[str, Any], list[JournalEntry]]:
+        started = time.perf_counter()
+        appended = await self.journal.append(
+            tenant, owner, drafts, request_id=request_id, result=msgspec.json.encode(result)
+        )
+        watch.lap("journal", started)
+        if appended.replayed_result is not None:
+            return msgspec.json.decode(appended.replayed_result), []
+        started = time.perf_counter()
+        await self._apply(appended.entries, known)
+        watch.lap("store", started)
+        self.hub.publish(appended.entries)
+        return result, appended.entries
+
+    # ---- LLM calls -----------------------------------------------------------------------
+    async def _ask(self, name: str, messages: list[dict[str, str]], schema: dict[str, Any],
+                   parse: Callable[[str], T]) -> T:
+        llm = await self._get_llm()
+        attempts = self.config.memory.llm_retries + 1
+        last_error: LLMOutputError | None = None
+        for attempt in range(1, attempts + 1):
+            raw = await llm.complete_json(messages, schema, name=name)
+            try:
+                return parse(raw)
+            except LLMOutputError as exc:
+                last_error = exc
+                log.warning("llm_output_rejected", call=name, attempt=attempt, reason=str(exc), raw=raw[:300])
+        raise LLMOutputError(f"{name}: the LLM gave invalid output {attempts} times; last problem: {last_error}")
+
+    def _today(self) -> dt.date:
+        return self._clock.now().date()
+
+    # ---- write path ----------------------------------------------------------------------
+    async def add(self, messages: Any, *, user_id: str | None = None, agent_id: str | None = None,
+                  run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
+                  request_id: str | None = None, tenant: str | None = None) -> dict[str, Any]:
+        """Remember what a conversation says. Returns ``{"results": [{"id", "memory", "event"}]}``."""
+        outcome = await self.add_detailed(messages, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                                          metadata=metadata, infer=infer, request_id=request_id, tenant=tenant)
+        return outcome.result
+
+    async def add_detailed(self, messages: Any, *, user_id: str | None = None, agent_id: str | None = None,
+                           run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
+                           request_id: str | None = None, tenant: str | None = None) -> AddOutcome:
+        """``add`` plus per-stage timings and the committed journal entries (benchmarks, actors)."""
+        scope = make_scope(user_id, agent_id, run_id)
+        parsed = normalize_messages(messages)
+        metadata = _check_metadata(metadata)
+        if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
+            raise InvalidRequest("request_id must be a non-empty string of at most 200 characters")
+        tenant = self._tenant(tenant)
+        await self._ready()
+        started = time.perf_counter()
+        outcome = await self._serialized(
+            tenant, scope.owner,
+            lambda: self._add_serialized(parsed, scope, tenant, metadata, infer, request_id),
+        )
+        log.info("add", tenant=tenant, owner=scope.owner, request_id=request_id, infer=infer,
+                 changes=len(outcome.entries), ms=round((time.perf_counter() - started) * 1000, 1),
+                 **{f"{k}_ms": round(v, 1) for k, v in outcome.timings_ms.items()})
+        return outcome
+
+    async def _add_serialized(self, messages: list, scope: Scope, tenant: str, metadata: dict[str, Any],
+                              infer: bool, request_id: str | None) -> AddOutcome:
+        watch = _Stopwatch()
+        if request_id is not None:
+            prior = await self.journal.find_request(tenant, scope.owner, request_id)
+            if prior is not None:
+                return AddOutcome(result=msgspec.json.decode(prior), timings_ms={}, entries=[])
+        await self._catch_up(tenant, scope.owner)
+        known: dict[str, list[float]] = {}
+        existing: dict[str, MemoryRecord] = {}
+        if not infer:
+            decisions = reconcile.verbatim_decisions(messages)
+        else:
+            decisions, existing, known = await self._infer(messages, scope, tenant, watch)
+        now = iso(self._clock.now())
+        role = next((m.role for m in messages if m.role != "system"), None)
+        actor = next((m.name for m in messages if m.name), None)
+        drafts = reconcile.build_entries(decisions, existing=existing, scope=scope, tenant=tenant,
+                                         metadata=metadata, now=now, cause=request_id, actor_id=actor, role=role)
+        texts = [d.new_memory for d in drafts if d.new_memory and d.new_memory not in known]
+        if texts:
+            started = time.perf_counter()
+            known.update(zip(texts, await self.embedder.embed(texts)))
+            watch.lap("embedding", started)
+        result = {"results": [change_dict(d) for d in drafts]}
+        result, entries = await self._commit(tenant, scope.owner, drafts, known, request_id, result, watch)
+        return AddOutcome(result=result, timings_ms=watch.ms, entries=entries)
+
+    async def _infer(self, messages: list, scope: Scope, tenant: str, watch: _Stopwatch):
+        policy = self.config.memory
+        conversation = transcript(messages)
+        started = time.perf_counter()
+        facts = await self._ask(
+            "facts", render_extraction(conversation, self._today()),
+            facts_schema(policy.max_facts, policy.max_fact_chars),
+            lambda raw: reconcile.parse_facts(raw, max_facts=policy.max_facts, max_chars=policy.max_fact_chars,
+                                              conversation=conversation if policy.require_grounding else None),
+        )
+        watch.lap("extraction", started)
+        if not facts:
+            return [], {}, {}
+        started = time.perf_counter()
+        fact_vectors = await self.embedder.embed(facts)
+        watch.lap("embedding", started)
+        known = dict(zip(facts, fact_vectors))
+        started = time.perf_counter()
+        existing: dict[str, MemoryRecord] = {}
+        for vector in fact_vectors:
+            for hit in await self.vectors.search(vector, tenant=tenant, scope=scope, filters=None,
+                                                 limit=policy.existing_top_k):
+                existing.setdefault(hit.record.id, hit.record)
+        watch.lap("store", started)
+        if not existing:
+            return reconcile.facts_as_additions(facts), existing, known
+        idmap = reconcile.IdMap(existing)
+        started = time.perf_counter()
+        decisions = await self._ask(
+            "decision", render_decision(reconcile.existing_for_prompt(idmap, existing), facts, self._today()),
+            decision_schema(idmap.small_ids, len(facts) + len(idmap), policy.max_fact_chars * 2),
+            lambda raw: reconcile.parse_decision(raw, idmap=idmap, max_chars=policy.max_fact_chars * 2),
+        )
+        watch.lap("extraction", started)
+        return decisions, existing, known
+
+    async def _record(self, memory_id: str, tenant: str) -> MemoryRecord:
+        if not isinstance(memory_id, str) or not memory_id:
+            raise InvalidRequest("memory_id must be a non-empty string")
+        found = await self.vectors.get(tenant, [memory_id])
+        if not found:
+            raise NotFound(f"no memory with id {memory_id!r}")
+        return found[0]
+
+    async def _change_one(
+        self, memory_id: str, tenant: str | None, make: Callable[[MemoryRecord, str], EntryDraft],
+        request_id: str | None,
+    ) -> JournalEntry | None:
+        tenant = self._tenant(tenant)
+        await self._ready()
+        record = await self._record(memory_id, tenant)
+
+        async def work() -> JournalEntry | None:
+            await self._catch_up(tenant, record.scope.owner)
+            current = await self._record(memory_id, tenant)  # re-read inside the mailbox
+            draft = make(current, iso(self._clock.now()))
+            _, entries = await self._commit(tenant, current.scope.owner, [draft], {}, request_id,
+                                            {"results": [change_dict(draft)]}, _Stopwatch())
+            return entries[0] if entries else None
+
+        return await self._serialized(tenant, record.scope.owner, work)
+
+    async def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None,
+                     tenant: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+        if not isinstance(data, str) or not data.strip():
+            raise InvalidRequest("data must be a non-empty string")
+        metadata = _check_metadata(metadata) if metadata is not None else None
+        entry = await self._change_one(
+            memory_id, tenant,
+            lambda current, now: reconcile.update_entry(current, data.strip(), metadata, now, request_id),
+            request_id,
+        )
+        return {"message": "Memory updated successfully!", "id": memory_id, "memory": data.strip(),
+                "version": entry.version if entry else None}
+
+    async def delete(self, memory_id: str, *, tenant: str | None = None,
+                     request_id: str | None = None) -> dict[str, Any]:
+        await self._change_one(memory_id, tenant,
+                               lambda current, now: reconcile.delete_entry(current, now, request_id), request_id)
+        return {"message": "Memory deleted successfully!", "id": memory_id}
+
+    async def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None,
+                         run_id: str | None = None, tenant: str | None = None) -> dict[str, Any]:
+        scope = make_scope(user_id, agent_id, run_id)
+        tenant = self._tenant(tenant)
+        await self._ready()
+
+        async def work() -> int:
+            await self._catch_up(tenant, scope.owner)
+            records = await self._all_records(tenant, scope)
+            now = iso(self._clock.now())
+            drafts = [reconcile.delete_entry(r, now, "delete_all") for r in records]
+            await self._commit(tenant, scope.owner, drafts, {}, None, {}, _Stopwatch())
+            return len(drafts)
+
+        deleted = await self._serialized(tenant, scope.owner, work)
+        return {"message": "Memories deleted successfully!", "deleted": deleted}
+
+    async def reset(self, *, tenant: str | None = None) -> dict[str, Any]:
+        """Delete every memory of the tenant - journaled like any other delete, so history survives."""
+        tenant = self._tenant(tenant)
+        await self._ready()
+        deleted = 0
+        for _, owner in await self.journal.owners(tenant):
+            result = await self.delete_all(tenant=tenant, **owner_scope(owner).fields())
+            deleted += result["deleted"]
+        return {"message": "Memory store reset", "deleted": deleted}
+
+    async def _all_records(self, tenant: str, scope: Scope) -> list[MemoryRecord]:
+        records: list[MemoryRecord] = []
+        page = self.config.memory.max_page_size
+        while True:
+            batch = await self.vectors.list(tenant=tenant, scope=scope, filters=None, limit=page,
+                                            offset=len(records))
+            records.extend(batch)
+            if len(batch) < page:
+                return records
+
+    # ---- read path -----------------------------------------------------------------------
+    async def get(self, memory_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        await self._ready()
+        return record_dict(await self._record(memory_id, self._tenant(tenant)))
+
+    async def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                      filters: dict[str, Any] | None = None, limit: int = 100, offset: int = 0,
+                      as_of: int | float | str | dt.datetime | None = None,
+                      tenant: str | None = None) -> dict[str, Any]:
+        """Memories in scope, paged. ``as_of`` (a seq, a datetime or an ISO time) replays the journal
+        to answer with what was known then."""
+        scope = make_scope(user_id, agent_id, run_id)
+        expr = parse_filters(filters)
+        limit, offset = self._page(limit, offset)
+        tenant = self._tenant(tenant)
+        await self._ready()
+        if as_of is None:
+            records = await self.vectors.list(tenant=tenant, scope=scope, filters=expr, limit=limit, offset=offset)
+        else:
+            records = await self._as_of(tenant, scope, as_of)
+            records = [r for r in records if matches(expr, r.metadata)][offset:offset + limit]
+        return {"results": [record_dict(r) for r in records]}
+
+    def _page(self, limit: int, offset: int) -> tuple[int, int]:
+        if not isinstance(limit, int) or not 1 <= limit <= self.config.memory.max_page_size:
+            raise InvalidRequest(f"limit must be between 1 and {self.config.memory.max_page_size}")
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidRequest("offset must be a non-negative integer")
+        return limit, offset
+
+    async def _as_of(self, tenant: str, scope: Scope, as_of: int | float | str | dt.datetime) -> list[MemoryRecord]:
+        until_seq = until_ts = None
+        if isinstance(as_of, bool):
+            raise InvalidRequest("as_of must be a seq (int), a datetime or an ISO-8601 time")
+        if isinstance(as_of, int):
+            until_seq = as_of
+        elif isinstance(as_of, float):
+            until_ts = as_of
+        else:
+            try:
+                moment = as_of if isinstance(as_of, dt.datetime) else dt.datetime.fromisoformat(str(as_of))
+            except ValueError:
+                raise InvalidRequest(f"as_of {as_of!r} is not an ISO-8601 time") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            until_ts = moment.timestamp()
+        entries = await self.journal.read(tenant, scope.owner, until_seq=until_seq, until_ts=until_ts)
+        wanted = scope.fields()
+        live = replay(entries).values()
+        return [r for r in live if all(r.scope.fields().get(k) == v for k, v in wanted.items())]
+
+    async def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
+                     run_id: str | None = None, filters: dict[str, Any] | None = None, limit: int | None = None,
+                     threshold: float | None = None, fallback: bool = False,
+                     tenant: str | None = None) -> dict[str, Any]:
+        """Memories in scope ranked by meaning. ``fallback=True`` widens run → agent → user
+        while fewer than ``limit`` results are found."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidRequest("query must be a non-empty string")
+        scope = make_scope(user_id, agent_id, run_id)
+        expr = parse_filters(filters)
+        limit, _ = self._page(limit or self.config.memory.default_search_limit, 0)
+        if threshold is not None and not isinstance(threshold, (int, float)):
+            raise InvalidRequest("threshold must be a number")
+        tenant = self._tenant(tenant)
+        await self._ready()
+        [vector] = await self.embedder.embed([query])
+        results: dict[str, dict[str, Any]] = {}
+        for level in (scope.broader() if fallback else [scope]):
+            for hit in await self.vectors.search(vector, tenant=tenant, scope=level, filters=expr, limit=limit,
+                                                 threshold=threshold):
+                results.setdefault(hit.record.id, record_dict(hit.record, hit.score))
+            if len(results) >= limit:
+                break
+        ranked = sorted(results.values(), key=lambda r: r["score"], reverse=True)[:limit]
+        return {"results": ranked}
+
+    async def history(self, memory_id: str | None = None, *, user_id: str | None = None,
+                      agent_id: str | None = None, run_id: str | None = None, since_seq: int = 0,
+                      limit: int = 1000, tenant: str | None = None) -> list[dict[str, Any]]:
+        """The change log of one memory, or (with a scope) of one owner after ``since_seq``."""
+        tenant = self._tenant(tenant)
+        await self._ready()
+        if memory_id is not None:
+            if not isinstance(memory_id, str) or not memory_id:
+                raise InvalidRequest("memory_id must be a non-empty string")
+            entries = await self.journal.history(tenant, memory_id)
+            if not entries:
+                raise NotFound(f"no history for memory id {memory_id!r}")
+        else:
+            scope = make_scope(user_id, agent_id, run_id)
+            limit, _ = self._page(limit, 0)
+            entries = await self.journal.read(tenant, scope.owner, after_seq=since_seq, limit=limit)
+        return [e.history_row() for e in entries]
+
+    async def head(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                   tenant: str | None = None) -> int:
+        """The owner's last committed seq."""
+        scope = make_scope(user_id, agent_id, run_id)
+        await self._ready()
+        return await self.journal.head(self._tenant(tenant), scope.owner)
+
+    async def subscribe(self, *, user_id: str | None = None, agent_id: str | None = None,
+                        run_id: str | None = None, after_seq: int = 0,
+                        tenant: str | None = None) -> AsyncIterator[MemoryEvent]:
+        """Every change of the owner after ``after_seq``, in order, then live. Raises
+        ``ResyncRequired`` if the consumer falls too far behind."""
+        scope = make_scope(user_id, agent_id, run_id)
+        tenant = self._tenant(tenant)
+        await self._ready()
+
+        async def read(after: int) -> list[JournalEntry]:
+            return await self.journal.read(tenant, scope.owner, after_seq=after, limit=500)
+
+        async for event in self.hub.stream(tenant, scope.owner, after_seq, read):
+            yield event
+
+
+__all__ = ["AsyncMemory", "AddOutcome"]

@@ -1,0 +1,168 @@
+"""The journal's logic, written once over a minimal async SQL connection.
+
+SQLite and PostgreSQL differ only in how a statement is run (thread vs. async driver),
+the placeholder style and the binary column type; the statements, the transaction and
+the decoding are shared here, so the two backends cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import msgspec
+
+from runtime.journal.port import Appended
+from runtime.model import EntryDraft, JournalEntry
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(JournalEntry).decode
+
+
+class Tx(Protocol):
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class SqlJournal:
+    """Shared implementation; subclasses provide ``_transaction`` and the dialect."""
+
+    placeholder = "?"
+    blob_type = "BLOB"
+    prefix = ""
+
+    def _transaction(self) -> AbstractAsyncContextManager[Tx]:
+        raise NotImplementedError
+
+    def _sql(self, statement: str) -> str:
+        statement = statement.replace("{p}", self.prefix).replace("{blob}", self.blob_type)
+        return statement.replace("?", self.placeholder) if self.placeholder != "?" else statement
+
+    async def _run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._transaction() as tx:
+            return await tx.execute(self._sql(statement), params)
+
+    async def _create_schema(self) -> None:
+        async with self._transaction() as tx:
+            for statement in SCHEMA:
+                await tx.execute(self._sql(statement))
+
+    async def append(
+        self, tenant: str, owner: str, drafts: list[EntryDraft], *, request_id: str | None = None,
+        result: bytes | None = None,
+    ) -> Appended:
+        async with self._transaction() as tx:
+            if request_id is not None:
+                inserted = await tx.execute(
+                    self._sql("INSERT INTO {p}requests (tenant, owner, request_id, result) VALUES (?, ?, ?, ?) "
+                              "ON CONFLICT DO NOTHING RETURNING 1"),
+                    (tenant, owner, request_id, result or b""),
+                )
+                if not inserted:
+                    rows = await tx.execute(
+                        self._sql("SELECT result FROM {p}requests WHERE tenant = ? AND owner = ? AND request_id = ?"),
+                        (tenant, owner, request_id),
+                    )
+                    return Appended(entries=[], replayed_result=bytes(rows[0][0]))
+            if not drafts:
+                return Appended(entries=[])
+            rows = await tx.execute(
+                self._sql("INSERT INTO {p}heads (tenant, owner, head) VALUES (?, ?, ?) "
+                          "ON CONFLICT (tenant, owner) DO UPDATE SET head = {p}heads.head + excluded.head "
+                          "RETURNING head"),
+                (tenant, owner, len(drafts)),
+            )
+            first = int(rows[0][0]) - len(drafts) + 1
+            now = time.time()
+            entries = [
+                JournalEntry(seq=first + i, ts=now, is_deleted=d.event == "DELETE", **msgspec.structs.asdict(d))
+                for i, d in enumerate(drafts)
+            ]
+            for entry in entries:
+                await tx.execute(
+                    self._sql("INSERT INTO {p}entries (tenant, owner, seq, memory_id, ts, body) "
+                              "VALUES (?, ?, ?, ?, ?, ?)"),
+                    (tenant, owner, entry.seq, entry.memory_id, entry.ts, _encode(entry)),
+                )
+            return Appended(entries=entries)
+
+    async def find_request(self, tenant: str, owner: str, request_id: str) -> bytes | None:
+        rows = await self._run(
+            "SELECT result FROM {p}requests WHERE tenant = ? AND owner = ? AND request_id = ?",
+            (tenant, owner, request_id),
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    async def read(
+        self, tenant: str, owner: str, *, after_seq: int = 0, until_seq: int | None = None,
+        until_ts: float | None = None, limit: int | None = None,
+    ) -> list[JournalEntry]:
+        sql = "SELECT body FROM {p}entries WHERE tenant = ? AND owner = ? AND seq > ?"
+        params: list[Any] = [tenant, owner, after_seq]
+        if until_seq is not None:
+            sql += " AND seq <= ?"
+            params.append(until_seq)
+        if until_ts is not None:
+            sql += " AND ts <= ?"
+            params.append(until_ts)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_decode(bytes(row[0])) for row in await self._run(sql, params)]
+
+    async def head(self, tenant: str, owner: str) -> int:
+        rows = await self._run("SELECT head FROM {p}heads WHERE tenant = ? AND owner = ?", (tenant, owner))
+        return int(rows[0][0]) if rows else 0
+
+    async def history(self, tenant: str, memory_id: str) -> list[JournalEntry]:
+        rows = await self._run(
+            "SELECT body FROM {p}entries WHERE tenant = ? AND memory_id = ? ORDER BY seq", (tenant, memory_id)
+        )
+        return [_decode(bytes(row[0])) for row in rows]
+
+    async def owners(self, tenant: str | None = None) -> list[tuple[str, str]]:
+        if tenant is None:
+            rows = await self._run("SELECT tenant, owner FROM {p}heads ORDER BY tenant, owner")
+        else:
+            rows = await self._run("SELECT tenant, owner FROM {p}heads WHERE tenant = ? ORDER BY owner", (tenant,))
+        return [(str(t), str(o)) for t, o in rows]
+
+    async def watermark(self, projection: str, tenant: str, owner: str) -> int:
+        rows = await self._run(
+            "SELECT seq FROM {p}watermarks WHERE projection = ? AND tenant = ? AND owner = ?",
+            (projection, tenant, owner),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def set_watermark(self, projection: str, tenant: str, owner: str, seq: int) -> None:
+        await self._run(
+            "INSERT INTO {p}watermarks (projection, tenant, owner, seq) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (projection, tenant, owner) DO UPDATE SET seq = "
+            "CASE WHEN excluded.seq > {p}watermarks.seq THEN excluded.seq ELSE {p}watermarks.seq END",
+            (projection, tenant, owner, seq),
+        )
+
+    async def lagging(self, projection: str) -> list[tuple[str, str, int, int]]:
+        rows = await self._run(
+            "SELECT h.tenant, h.owner, COALESCE(w.seq, 0), h.head FROM {p}heads h "
+            "LEFT JOIN {p}watermarks w ON w.projection = ? AND w.tenant = h.tenant AND w.owner = h.owner "
+            "WHERE h.head > COALESCE(w.seq, 0) ORDER BY h.tenant, h.owner",
+            (projection,),
+        )
+        return [(str(t), str(o), int(w), int(h)) for t, o, w, h in rows]
+
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS {p}heads (tenant TEXT NOT NULL, owner TEXT NOT NULL, head BIGINT NOT NULL, "
+    "PRIMARY KEY (tenant, owner))",
+    "CREATE TABLE IF NOT EXISTS {p}entries (tenant TEXT NOT NULL, owner TEXT NOT NULL, seq BIGINT NOT NULL, "
+    "memory_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, body {blob} NOT NULL, PRIMARY KEY (tenant, owner, seq))",
+    "CREATE INDEX IF NOT EXISTS entries_by_memory ON {p}entries (tenant, memory_id, seq)",
+    "CREATE TABLE IF NOT EXISTS {p}requests (tenant TEXT NOT NULL, owner TEXT NOT NULL, request_id TEXT NOT NULL, "
+    "result {blob} NOT NULL, PRIMARY KEY (tenant, owner, request_id))",
+    "CREATE TABLE IF NOT EXISTS {p}watermarks (projection TEXT NOT NULL, tenant TEXT NOT NULL, "
+    "owner TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (projection, tenant, owner))",
+)
+

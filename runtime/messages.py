@@ -1,0 +1,48 @@
+"""Turning what callers pass to ``add`` into a list of chat messages, or a clear error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.errors import InvalidRequest
+from runtime.model import Message
+
+ROLES = {"system", "user", "assistant", "tool"}
+MAX_MESSAGE_CHARS = 32_000
+MAX_MESSAGES = 200
+
+
+def normalize_messages(messages: Any) -> list[Message]:
+    """Accept a string, one ``{"role", "content"}`` dict, or a list of those (Mem0's shapes)."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    elif isinstance(messages, (dict, Message)):
+        messages = [messages]
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages must be a non-empty string, a message dict, or a list of message dicts")
+    if len(messages) > MAX_MESSAGES:
+        raise InvalidRequest(f"at most {MAX_MESSAGES} messages per add (got {len(messages)})")
+    out: list[Message] = []
+    for index, item in enumerate(messages):
+        if isinstance(item, Message):
+            out.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"messages[{index}] must be a dict with 'role' and 'content'")
+        role, content = item.get("role"), item.get("content")
+        if role not in ROLES:
+            raise InvalidRequest(f"messages[{index}].role must be one of {sorted(ROLES)}, got {role!r}")
+        if not isinstance(content, str):
+            raise InvalidRequest(f"messages[{index}].content must be a string")
+        if len(content) > MAX_MESSAGE_CHARS:
+            raise InvalidRequest(f"messages[{index}].content is longer than {MAX_MESSAGE_CHARS} characters")
+        name = item.get("name")
+        out.append(Message(role=role, content=content, name=name if isinstance(name, str) else None))
+    if not any(m.content.strip() for m in out if m.role != "system"):
+        raise InvalidRequest("messages contain no user or assistant text")
+    return out
+
+
+def transcript(messages: list[Message]) -> str:
+    """The conversation as the extraction prompt shows it (system messages are instructions, not facts)."""
+    return "\n".join(f"{m.role}: {m.content.strip()}" for m in messages if m.role != "system" and m.content.strip())

@@ -1,0 +1,124 @@
+"""Prompts as pure functions: ``render(...) -> chat messages``.
+
+Layout rule: the static instructions and few-shot examples come first and are the same
+bytes for every user and every day, so vLLM's prefix cache can reuse them; everything
+that varies (today's date, the conversation, the memories) comes last.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+EXTRACTION_INSTRUCTIONS = """\
+You are a memory extractor for a personal assistant. Read the conversation and list the \
+durable facts about the user worth remembering: identity, preferences, plans, \
+relationships, health, work, places, possessions. Rules:
+- One short fact per item, in the third person ("Lives in Berlin", "Is vegetarian").
+- Only facts stated in the conversation. Never guess, never invent, never repeat a fact.
+- Ignore greetings, questions to the assistant and small talk.
+- If there is nothing worth remembering, answer {"facts": []}.
+Answer with JSON only: {"facts": ["...", "..."]}."""
+
+EXTRACTION_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("user: Hi, how are you?", '{"facts": []}'),
+    (
+        "user: I'm Tom, I work as a nurse in Lyon and I love hiking.",
+        '{"facts": ["Name is Tom", "Works as a nurse", "Lives in Lyon", "Loves hiking"]}',
+    ),
+    ("user: My sister Ana is visiting next week.", '{"facts": ["Has a sister named Ana", "Ana visits next week"]}'),
+)
+
+DECISION_INSTRUCTIONS = """\
+You maintain a user's memory. You get the existing memories (each with an id) and new \
+facts. For each new fact decide one event:
+- ADD: the fact is new information. Use id "new".
+- UPDATE: the fact changes or refines an existing memory. Use that memory's id and give \
+the merged text; put the old text in old_memory.
+- DELETE: the fact says an existing memory is no longer true. Use that memory's id.
+- NONE: the fact is already known. Use that memory's id.
+Only use ids from the existing memories, or "new" for ADD.
+Answer with JSON only: {"memory": [{"id": "...", "text": "...", "event": "...", "old_memory": null}]}."""
+
+DECISION_EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        'Existing memories:\n[{"id": "0", "text": "Lives in Berlin"}]\nNew facts:\n["Moved to Paris", "Likes jazz"]',
+        '{"memory": [{"id": "0", "text": "Lives in Paris", "event": "UPDATE", "old_memory": "Lives in Berlin"}, '
+        '{"id": "new", "text": "Likes jazz", "event": "ADD", "old_memory": null}]}',
+    ),
+    (
+        'Existing memories:\n[{"id": "0", "text": "Is vegetarian"}, {"id": "1", "text": "Has a dog"}]\n'
+        'New facts:\n["Is vegetarian", "No longer has a dog"]',
+        '{"memory": [{"id": "0", "text": "Is vegetarian", "event": "NONE", "old_memory": null}, '
+        '{"id": "1", "text": "Has a dog", "event": "DELETE", "old_memory": "Has a dog"}]}',
+    ),
+)
+
+
+def _with_examples(instructions: str, examples: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": instructions}]
+    for question, answer in examples:
+        messages.append({"role": "user", "content": question})
+        messages.append({"role": "assistant", "content": answer})
+    return messages
+
+
+def facts_schema(max_facts: int, max_chars: int) -> dict[str, Any]:
+    """Bounded on purpose: a schema without limits lets a small model loop until max_tokens."""
+    return {
+        "type": "object",
+        "properties": {
+            "facts": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": max_chars},
+                "maxItems": max_facts,
+            }
+        },
+        "required": ["facts"],
+        "additionalProperties": False,
+    }
+
+
+def decision_schema(allowed_ids: list[str], max_items: int, max_chars: int) -> dict[str, Any]:
+    """The id is an enum of the integer ids shown to the model, so a constrained decoder cannot invent one."""
+    return {
+        "type": "object",
+        "properties": {
+            "memory": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_items,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "enum": [*allowed_ids, "new"]},
+                        "text": {"type": "string", "maxLength": max_chars},
+                        "event": {"type": "string", "enum": ["ADD", "UPDATE", "DELETE", "NONE"]},
+                        "old_memory": {"anyOf": [{"type": "string", "maxLength": max_chars}, {"type": "null"}]},
+                    },
+                    "required": ["id", "text", "event"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["memory"],
+        "additionalProperties": False,
+    }
+
+
+def render_extraction(conversation: str, today: dt.date) -> list[dict[str, str]]:
+    messages = _with_examples(EXTRACTION_INSTRUCTIONS, EXTRACTION_EXAMPLES)
+    messages.append({"role": "user", "content": f"Today is {today.isoformat()}.\n{conversation}"})
+    return messages
+
+
+def render_decision(existing: list[dict[str, str]], facts: list[str], today: dt.date) -> list[dict[str, str]]:
+    messages = _with_examples(DECISION_INSTRUCTIONS, DECISION_EXAMPLES)
+    body = (
+        f"Today is {today.isoformat()}.\n"
+        f"Existing memories:\n{json.dumps(existing, ensure_ascii=False)}\n"
+        f"New facts:\n{json.dumps(facts, ensure_ascii=False)}"
+    )
+    messages.append({"role": "user", "content": body})
+    return messages

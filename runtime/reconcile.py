@@ -1,0 +1,217 @@
+"""The pure decision core of ``add``: parse what the LLM said, check it, turn it into journal drafts.
+
+No I/O here: every function takes plain values and returns plain values, so the rules
+that decide what gets remembered are tested without an LLM, a store or an event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from runtime.errors import LLMOutputError
+from runtime.model import DecisionKind, EntryDraft, MemoryRecord, Message, Scope, text_hash
+
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+_STOPWORDS = frozenset(
+    "the a an and or but is are was were be been has have had do does did of in on at to for from with "
+    "about as by it its this that these those i me my mine you your he she his her they them their we our "
+    "user users name named likes like".split()
+)
+
+
+class Decision(msgspec.Struct, frozen=True):
+    event: DecisionKind
+    text: str
+    memory_id: str | None = None  # None for ADD
+    old_text: str | None = None
+
+
+def _load(raw: Any) -> Any:
+    if isinstance(raw, (str, bytes)):
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise LLMOutputError(f"LLM output is not JSON: {exc}") from None
+    return raw
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 2 and w not in _STOPWORDS}
+
+
+def is_grounded(fact: str, conversation: str) -> bool:
+    """A fact must share a content word with the conversation: small models invent the rest."""
+    words = _content_words(fact)
+    return not words or bool(words & _content_words(conversation))
+
+
+def parse_facts(raw: Any, *, max_facts: int, max_chars: int, conversation: str | None = None) -> list[str]:
+    """Validate ``{"facts": [str]}``; trim, de-duplicate, drop ungrounded facts; keep order."""
+    data = _load(raw)
+    if not isinstance(data, dict) or not isinstance(data.get("facts"), list):
+        raise LLMOutputError('LLM output must be an object {"facts": [string, ...]}')
+    facts: list[str] = []
+    seen: set[str] = set()
+    for item in data["facts"]:
+        if not isinstance(item, str):
+            raise LLMOutputError("every fact must be a string")
+        fact = " ".join(item.split()).strip(" .")
+        key = fact.casefold()
+        if not fact or key in seen or len(fact) > max_chars:
+            continue
+        if conversation is not None and not is_grounded(fact, conversation):
+            continue
+        seen.add(key)
+        facts.append(fact)
+    return facts[:max_facts]
+
+
+class IdMap:
+    """Shows the LLM small integer ids instead of UUIDs, and maps its answer back."""
+
+    def __init__(self, memory_ids: Iterable[str]):
+        self._to_uuid: dict[str, str] = {}
+        for memory_id in memory_ids:
+            if memory_id not in self._to_uuid.values():
+                self._to_uuid[str(len(self._to_uuid))] = memory_id
+
+    @property
+    def small_ids(self) -> list[str]:
+        return list(self._to_uuid)
+
+    def resolve(self, small_id: str) -> str | None:
+        return self._to_uuid.get(str(small_id).strip())
+
+    def __len__(self) -> int:
+        return len(self._to_uuid)
+
+
+def existing_for_prompt(idmap: IdMap, memories: dict[str, MemoryRecord]) -> list[dict[str, str]]:
+    return [{"id": small, "text": memories[idmap.resolve(small)].text} for small in idmap.small_ids]
+
+
+def parse_decision(raw: Any, *, idmap: IdMap, max_chars: int) -> list[Decision]:
+    """Validate ``{"memory": [...]}``: known events, known ids (an invented id is an error), non-empty text."""
+    data = _load(raw)
+    if not isinstance(data, dict) or not isinstance(data.get("memory"), list):
+        raise LLMOutputError('LLM output must be an object {"memory": [{"id", "text", "event"}, ...]}')
+    if not data["memory"]:
+        raise LLMOutputError("LLM returned no decision for the new facts")
+    decisions: list[Decision] = []
+    touched: set[str] = set()
+    for index, item in enumerate(data["memory"]):
+        if not isinstance(item, dict):
+            raise LLMOutputError(f"memory[{index}] must be an object")
+        event = str(item.get("event", "")).upper()
+        text = " ".join(str(item.get("text") or "").split())
+        if event not in ("ADD", "UPDATE", "DELETE", "NONE"):
+            raise LLMOutputError(f"memory[{index}].event must be ADD, UPDATE, DELETE or NONE, got {event!r}")
+        if len(text) > max_chars:
+            raise LLMOutputError(f"memory[{index}].text is longer than {max_chars} characters")
+        if event == "ADD":
+            if not text:
+                raise LLMOutputError(f"memory[{index}] is an ADD without text")
+            decisions.append(Decision("ADD", text))
+            continue
+        memory_id = idmap.resolve(str(item.get("id", "")))
+        if memory_id is None:
+            raise LLMOutputError(f"memory[{index}] refers to id {item.get('id')!r}, which was never shown to the LLM")
+        if memory_id in touched:
+            continue
+        if event == "UPDATE" and not text:
+            raise LLMOutputError(f"memory[{index}] is an UPDATE without text")
+        touched.add(memory_id)
+        old = item.get("old_memory")
+        decisions.append(Decision(event, text, memory_id, old if isinstance(old, str) else None))
+    return decisions
+
+
+def verbatim_decisions(messages: list[Message]) -> list[Decision]:
+    """``infer=False``: every non-system message is stored as it is, no LLM."""
+    return [Decision("ADD", m.content.strip()) for m in messages if m.role != "system" and m.content.strip()]
+
+
+def facts_as_additions(facts: list[str]) -> list[Decision]:
+    """With no existing memory in scope every fact is new: the decision call is skipped."""
+    return [Decision("ADD", fact) for fact in facts]
+
+
+def build_entries(
+    decisions: list[Decision],
+    *,
+    existing: dict[str, MemoryRecord],
+    scope: Scope,
+    tenant: str,
+    metadata: dict[str, Any],
+    now: str,
+    cause: str | None,
+    actor_id: str | None = None,
+    role: str | None = None,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> list[EntryDraft]:
+    """Decisions → journal drafts. NONE and no-op changes produce nothing; an ADD of a text that
+    already exists in scope becomes NONE (exact-duplicate guard)."""
+    drafts: list[EntryDraft] = []
+    known_hashes = {m.hash or text_hash(m.text) for m in existing.values()}
+    for decision in decisions:
+        if decision.event == "ADD":
+            digest = text_hash(decision.text)
+            if digest in known_hashes:
+                continue
+            known_hashes.add(digest)
+            drafts.append(
+                EntryDraft(
+                    id=new_id(), memory_id=new_id(), event="ADD", old_memory=None, new_memory=decision.text,
+                    scope=scope, tenant=tenant, metadata=metadata, created_at=now, actor_id=actor_id,
+                    role=role, cause=cause, version=1, hash=digest,
+                )
+            )
+            continue
+        current = existing.get(decision.memory_id or "")
+        if current is None or decision.event == "NONE":
+            continue
+        if decision.event == "UPDATE":
+            if decision.text == current.text:
+                continue
+            drafts.append(_change(current, "UPDATE", decision.text, now, cause, actor_id, role, new_id))
+        elif decision.event == "DELETE":
+            drafts.append(_change(current, "DELETE", None, now, cause, actor_id, role, new_id))
+    return drafts
+
+
+def _change(
+    current: MemoryRecord,
+    event: str,
+    new_text: str | None,
+    now: str,
+    cause: str | None,
+    actor_id: str | None,
+    role: str | None,
+    new_id: Callable[[], str],
+    metadata: dict[str, Any] | None = None,
+) -> EntryDraft:
+    return EntryDraft(
+        id=new_id(), memory_id=current.id, event=event, old_memory=current.text, new_memory=new_text,
+        scope=current.scope, tenant=current.tenant,
+        metadata=current.metadata if metadata is None else metadata,
+        created_at=current.created_at, updated_at=now, actor_id=actor_id or current.actor_id,
+        role=role or current.role, cause=cause, version=current.version + 1,
+        hash=text_hash(new_text) if new_text is not None else current.hash,
+    )
+
+
+def update_entry(current: MemoryRecord, text: str, metadata: dict[str, Any] | None, now: str, cause: str | None,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> EntryDraft:
+    """A direct ``update(memory_id, text)`` from the API."""
+    return _change(current, "UPDATE", text, now, cause, None, None, new_id, metadata)
+
+
+def delete_entry(current: MemoryRecord, now: str, cause: str | None,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> EntryDraft:
+    return _change(current, "DELETE", None, now, cause, None, None, new_id)

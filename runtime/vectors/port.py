@@ -1,0 +1,100 @@
+"""The vector store port.
+
+Every read takes the tenant and a scope, and adapters AND them outside the caller's
+metadata filter: a filter can narrow a read, never widen it past its tenant and scope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+import msgspec
+
+from runtime.filters import Expr
+from runtime.model import MemoryRecord, Scope
+
+
+class Hit(msgspec.Struct, frozen=True):
+    record: MemoryRecord
+    score: float
+
+
+class VectorStore(Protocol):
+    async def open(self, dims: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def upsert(self, records: list[MemoryRecord], vectors: list[list[float]]) -> None:
+        """Point id = memory id, so re-applying a journal entry is idempotent."""
+        ...
+
+    async def delete(self, memory_ids: list[str]) -> None: ...
+
+    async def search(
+        self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None, limit: int,
+        threshold: float | None = None,
+    ) -> list[Hit]: ...
+
+    async def get(self, tenant: str, memory_ids: list[str]) -> list[MemoryRecord]: ...
+
+    async def list(
+        self, *, tenant: str, scope: Scope | None, filters: Expr | None, limit: int, offset: int = 0,
+    ) -> list[MemoryRecord]: ...
+
+    async def count(self, *, tenant: str, scope: Scope | None, filters: Expr | None) -> int: ...
+
+
+def to_payload(record: MemoryRecord) -> dict[str, Any]:
+    """What a point carries: flat scope fields and owner (indexed), the text, the metadata nested."""
+    payload = {
+        "tenant": record.tenant,
+        "owner": record.scope.owner,
+        "memory": record.text,
+        "hash": record.hash,
+        "metadata": record.metadata,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "version": record.version,
+        "actor_id": record.actor_id,
+        "role": record.role,
+    }
+    payload.update(record.scope.fields())
+    return payload
+
+
+def from_payload(memory_id: str, payload: dict[str, Any]) -> MemoryRecord:
+    return MemoryRecord(
+        id=memory_id,
+        text=payload.get("memory", ""),
+        scope=Scope(user_id=payload.get("user_id"), agent_id=payload.get("agent_id"), run_id=payload.get("run_id")),
+        tenant=payload.get("tenant", ""),
+        metadata=payload.get("metadata") or {},
+        hash=payload.get("hash", ""),
+        created_at=payload.get("created_at", ""),
+        updated_at=payload.get("updated_at"),
+        version=int(payload.get("version", 1)),
+        actor_id=payload.get("actor_id"),
+        role=payload.get("role"),
+    )
+
+
+def scope_conditions(tenant: str, scope: Scope | None) -> list[tuple[str, str]]:
+    """(field, value) equalities every read is restricted to."""
+    conditions = [("tenant", tenant)]
+    if scope is not None:
+        conditions.extend(sorted(scope.fields().items()))
+    return conditions
+
+
+METADATA_PREFIX = "metadata."
+INDEXED_KEYWORDS = ("tenant", "owner", "user_id", "agent_id", "run_id")
+
+
+def is_uuid(value: object) -> bool:
+    """Memory ids are UUIDs; anything else cannot name a point (and is not an error to look up)."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)

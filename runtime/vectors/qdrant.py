@@ -1,0 +1,144 @@
+"""A Qdrant server or cluster through ``AsyncQdrantClient``.
+
+One collection for all tenants (Qdrant's multitenancy guidance): ``owner`` is a keyword
+index with ``is_tenant=true`` so Qdrant co-locates each owner's points, ``tenant`` and the
+scope ids are keyword indexes, and every write waits for the write to be applied.
+``location=":memory:"`` runs qdrant-client's in-process mode; it is slow (hundreds of ms per
+filtered search at 20k points) and only meant for tests.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from runtime.errors import BackendUnavailable
+from runtime.filters import Expr
+from runtime.model import MemoryRecord, Scope
+from runtime.vectors import qdrant_filter
+from runtime.vectors.port import INDEXED_KEYWORDS, Hit, from_payload, is_uuid, to_payload
+
+
+class ClientDialect:
+    """qdrant-client's pydantic models."""
+
+    def equals(self, key: str, value: Any) -> Any:
+        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+    def any_of(self, key: str, values: list[Any]) -> Any:
+        return models.FieldCondition(key=key, match=models.MatchAny(any=values))
+
+    def range(self, key: str, **bounds: float) -> Any:
+        return models.FieldCondition(key=key, range=models.Range(**bounds))
+
+    def substring(self, key: str, text: str) -> Any:
+        return models.FieldCondition(key=key, match=models.MatchSubstring(substring=text))
+
+    def is_empty(self, key: str) -> Any:
+        return models.IsEmptyCondition(is_empty=models.PayloadField(key=key))
+
+    def filter(self, must: list[Any] | None = None, should: list[Any] | None = None,
+               must_not: list[Any] | None = None) -> Any:
+        return models.Filter(must=must, should=should, must_not=must_not)
+
+
+_DIALECT = ClientDialect()
+
+
+def build_filter(tenant: str, scope: Scope | None, filters: Expr | None) -> models.Filter:
+    return qdrant_filter.build_filter(_DIALECT, tenant, scope, filters)
+
+
+class QdrantVectorStore:
+    def __init__(self, *, url: str | None = None, location: str | None = None, api_key_env: str = "QDRANT_API_KEY",
+                 collection: str = "memstream", shard_number: int = 1, replication_factor: int = 1,
+                 write_consistency_factor: int = 1, on_disk_payload: bool = True, timeout_s: float = 10.0):
+        if url:
+            self._client = AsyncQdrantClient(url=url, api_key=os.environ.get(api_key_env), timeout=int(timeout_s),
+                                             check_compatibility=False)  # open() probes the server itself
+        else:
+            self._client = AsyncQdrantClient(location=location or ":memory:")
+        self.collection = collection
+        self._shard_number = shard_number
+        self._replication_factor = replication_factor
+        self._write_consistency_factor = write_consistency_factor
+        self._on_disk_payload = on_disk_payload
+        self._local = not url
+
+    async def _call(self, coroutine: Any) -> Any:
+        try:
+            return await coroutine
+        except (ResponseHandlingException, UnexpectedResponse, ConnectionError, TimeoutError) as exc:
+            raise BackendUnavailable(f"Qdrant: {exc}", backend="vector_store") from exc
+
+    async def open(self, dims: int) -> None:
+        if await self._call(self._client.collection_exists(self.collection)):
+            return
+        await self._call(self._client.create_collection(
+            self.collection,
+            vectors_config=models.VectorParams(size=dims, distance=models.Distance.COSINE),
+            shard_number=self._shard_number,
+            replication_factor=self._replication_factor,
+            write_consistency_factor=self._write_consistency_factor,
+            on_disk_payload=self._on_disk_payload,
+            hnsw_config=models.HnswConfigDiff(payload_m=16, m=0),
+        ))
+        if self._local:
+            return  # qdrant-client's local mode has no payload indexes (and warns about them)
+        for field in INDEXED_KEYWORDS:
+            schema: Any = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD,
+                                                    is_tenant=field == "owner")
+            await self._call(self._client.create_payload_index(self.collection, field, field_schema=schema,
+                                                               wait=True))
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def upsert(self, records: list[MemoryRecord], vectors: list[list[float]]) -> None:
+        if not records:
+            return
+        points = [models.PointStruct(id=r.id, vector=v, payload=to_payload(r)) for r, v in zip(records, vectors)]
+        await self._call(self._client.upsert(self.collection, points=points, wait=True))
+
+    async def delete(self, memory_ids: list[str]) -> None:
+        if memory_ids:
+            await self._call(self._client.delete(
+                self.collection, points_selector=models.PointIdsList(points=list(memory_ids)), wait=True))
+
+    async def search(self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None,
+                     limit: int, threshold: float | None = None) -> list[Hit]:
+        response = await self._call(self._client.query_points(
+            self.collection, query=vector, query_filter=build_filter(tenant, scope, filters), limit=limit,
+            score_threshold=threshold, with_payload=True,
+        ))
+        return [Hit(from_payload(str(p.id), p.payload or {}), float(p.score)) for p in response.points]
+
+    async def get(self, tenant: str, memory_ids: list[str]) -> list[MemoryRecord]:
+        valid = [m for m in memory_ids if is_uuid(m)]
+        if not valid:
+            return []
+        points = await self._call(self._client.retrieve(self.collection, ids=valid, with_payload=True))
+        records = [from_payload(str(p.id), p.payload or {}) for p in points]
+        return [r for r in records if r.tenant == tenant]
+
+    async def list(self, *, tenant: str, scope: Scope | None, filters: Expr | None, limit: int,
+                   offset: int = 0) -> list[MemoryRecord]:
+        wanted, records, cursor = offset + limit, [], None
+        while len(records) < wanted:
+            points, cursor = await self._call(self._client.scroll(
+                self.collection, scroll_filter=build_filter(tenant, scope, filters),
+                limit=min(wanted - len(records), 1000), offset=cursor, with_payload=True, with_vectors=False,
+            ))
+            records.extend(from_payload(str(p.id), p.payload or {}) for p in points)
+            if cursor is None:
+                break
+        return records[offset:wanted]
+
+    async def count(self, *, tenant: str, scope: Scope | None, filters: Expr | None) -> int:
+        result = await self._call(self._client.count(
+            self.collection, count_filter=build_filter(tenant, scope, filters), exact=True))
+        return int(result.count)
+

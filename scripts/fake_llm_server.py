@@ -1,0 +1,102 @@
+"""A stand-in OpenAI-compatible chat server FOR BENCHMARKS AND TESTS ONLY - not a language model.
+
+It answers memstream's two structured calls by rule, after a fixed delay, so that add
+throughput can be measured against a known LLM latency (the LLM-bound ceiling is
+users ÷ (calls per turn × latency)):
+
+- a ``facts`` schema: the user's clauses, split on punctuation and "and";
+- a ``memory`` schema: NONE for a fact that equals an existing memory, else ADD.
+
+    python -m scripts.fake_llm_server --port 8099 --latency-ms 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+
+_CLAUSES = re.compile(r"[.;!?\n]+|,\s+|\s+and\s+")
+
+
+def extract_facts(conversation: str, max_items: int, max_chars: int) -> list[str]:
+    lines = [line.split(":", 1)[1] for line in conversation.splitlines() if line.startswith("user:")]
+    facts: list[str] = []
+    for clause in _CLAUSES.split(" ".join(lines)):
+        clause = clause.strip()
+        if len(clause.split()) >= 2 and clause not in facts:
+            facts.append(clause[:max_chars])
+    return facts[:max_items]
+
+
+def decide(prompt: str) -> list[dict[str, Any]]:
+    existing_json = prompt.split("Existing memories:\n", 1)[1].split("\nNew facts:\n", 1)[0]
+    facts_json = prompt.split("\nNew facts:\n", 1)[1]
+    existing = {item["text"]: item["id"] for item in json.loads(existing_json)}
+    return [
+        {"id": existing[f], "text": f, "event": "NONE", "old_memory": None} if f in existing
+        else {"id": "new", "text": f, "event": "ADD", "old_memory": None}
+        for f in json.loads(facts_json)
+    ]
+
+
+def answer(body: dict[str, Any]) -> str:
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {}
+    prompt = body["messages"][-1]["content"]
+    properties = schema.get("properties", {})
+    if "facts" in properties:
+        spec = properties["facts"]
+        conversation = prompt.split("\n", 1)[1] if prompt.startswith("Today is") else prompt
+        return json.dumps({"facts": extract_facts(conversation, spec.get("maxItems", 8),
+                                                  spec.get("items", {}).get("maxLength", 200))})
+    if "memory" in properties:
+        return json.dumps({"memory": decide(prompt)})
+    return "{}"
+
+
+class FakeLLM:
+    def __init__(self, latency_s: float):
+        self.latency_s = latency_s
+        self.calls = 0
+
+    async def chat(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.calls += 1
+        await asyncio.sleep(self.latency_s)
+        content = answer(body)
+        return web.json_response({
+            "id": f"chatcmpl-{self.calls}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        })
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"calls": self.calls})
+
+
+def make_app(latency_s: float) -> web.Application:
+    fake = FakeLLM(latency_s)
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", fake.chat)
+    app.router.add_get("/stats", fake.stats)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="benchmark-only OpenAI-compatible stand-in")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    args = parser.parse_args(argv)
+    web.run_app(make_app(args.latency_ms / 1000), host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

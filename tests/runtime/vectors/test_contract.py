@@ -1,0 +1,124 @@
+"""One contract, every vector store: Qdrant Edge, qdrant-client (in-process mode), and a Qdrant
+server when MEMSTREAM_QDRANT_URL points at one."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+
+import pytest
+
+from runtime.errors import BackendUnavailable
+from runtime.filters import matches, parse_filters
+from runtime.model import MemoryRecord, Scope
+from runtime.vectors.edge import EdgeVectorStore
+from runtime.vectors.qdrant import QdrantVectorStore
+
+DIMS = 16
+QDRANT_URL = os.environ.get("MEMSTREAM_QDRANT_URL")
+
+
+def vec(seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.uniform(-1, 1) for _ in range(DIMS)]
+
+
+@pytest.fixture(params=["edge", "qdrant-local", "qdrant-server"])
+async def store(request, tmp_path):
+    if request.param == "edge":
+        s = EdgeVectorStore(tmp_path / "edge")
+    elif request.param == "qdrant-local":
+        s = QdrantVectorStore(location=":memory:")
+    else:
+        if not QDRANT_URL:
+            pytest.skip("set MEMSTREAM_QDRANT_URL to run the contract against a Qdrant server")
+        s = QdrantVectorStore(url=QDRANT_URL, collection=f"test_{uuid.uuid4().hex[:10]}")
+    await s.open(DIMS)
+    yield s
+    await s.close()
+
+
+def rec(text: str, *, user: str = "alice", agent: str | None = None, tenant: str = "t1", **metadata) -> MemoryRecord:
+    return MemoryRecord(id=str(uuid.uuid4()), text=text, scope=Scope(user_id=user, agent_id=agent), tenant=tenant,
+                        metadata=metadata, created_at="c")
+
+
+async def test_upsert_get_delete_and_idempotent_reapply(store):
+    a = rec("alpha", color="red")
+    await store.upsert([a], [vec(1)])
+    await store.upsert([a], [vec(1)])  # re-applying the same journal entry changes nothing
+    assert await store.get("t1", [a.id]) == [a]
+    assert await store.get("t2", [a.id]) == []  # another tenant cannot read it
+    assert await store.get("t1", ["not-a-uuid"]) == []
+    assert await store.count(tenant="t1", scope=None, filters=None) == 1
+    await store.delete([a.id, str(uuid.uuid4())])
+    assert await store.get("t1", [a.id]) == []
+
+
+async def test_search_is_restricted_to_tenant_and_scope(store):
+    mine = rec("mine")
+    others = [rec("bob's", user="bob"), rec("other tenant", tenant="t2"), rec("agent", agent="helper")]
+    await store.upsert([mine, *others], [vec(1), vec(1), vec(1), vec(2)])
+    hits = await store.search(vec(1), tenant="t1", scope=Scope(user_id="alice"), filters=None, limit=10)
+    assert {h.record.text for h in hits} == {"mine", "agent"}
+    assert hits[0].record.text == "mine" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    hits = await store.search(vec(1), tenant="t1", scope=Scope(user_id="alice", agent_id="helper"), filters=None,
+                              limit=10)
+    assert [h.record.text for h in hits] == ["agent"]
+    hits = await store.search(vec(1), tenant="t1", scope=Scope(user_id="alice"), filters=None, limit=10,
+                              threshold=0.99)
+    assert [h.record.text for h in hits] == ["mine"]
+
+
+FILTERS = [
+    {"color": "red"}, {"color": {"ne": "red"}}, {"n": {"in": [1, 3]}}, {"n": {"nin": [1, 3]}},
+    {"n": {"gt": 2}}, {"n": {"gte": 2, "lt": 4}}, {"score": {"lte": 0.5}}, {"color": {"contains": "ee"}},
+    {"OR": [{"color": "red"}, {"n": 4}]}, {"NOT": [{"color": "red"}]}, {"flag": True}, {"tags": "b"},
+    {"AND": [{"color": {"in": ["red", "green"]}}, {"NOT": [{"n": 1}]}]}, {"missing": "*"}, {"color": "*"},
+    {"score": 0.25},
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=[str(f) for f in FILTERS])
+async def test_filters_match_the_reference_semantics(store, filters):
+    records = [
+        rec("r1", color="red", n=1, score=0.25, flag=True, tags=["a", "b"]),
+        rec("r2", color="green", n=2, score=0.5, flag=False, tags=["c"]),
+        rec("r3", color="red", n=3, score=0.75),
+        rec("r4", n=4, score=1.0, tags=["b"]),
+        rec("r5", color="steel", n=5),
+    ]
+    await store.upsert(records, [vec(i) for i in range(len(records))])
+    expr = parse_filters(filters)
+    expected = {r.text for r in records if matches(expr, r.metadata)}
+    listed = await store.list(tenant="t1", scope=Scope(user_id="alice"), filters=expr, limit=100)
+    assert {r.text for r in listed} == expected
+    hits = await store.search(vec(0), tenant="t1", scope=Scope(user_id="alice"), filters=expr, limit=100)
+    assert {h.record.text for h in hits} == expected
+    assert await store.count(tenant="t1", scope=Scope(user_id="alice"), filters=expr) == len(expected)
+
+
+async def test_list_pages_without_overlap(store):
+    records = [rec(f"m{i}") for i in range(25)]
+    await store.upsert(records, [vec(i) for i in range(25)])
+    pages = [await store.list(tenant="t1", scope=Scope(user_id="alice"), filters=None, limit=10, offset=o)
+             for o in (0, 10, 20)]
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert len({r.id for p in pages for r in p}) == 25
+
+
+async def test_a_second_edge_opener_is_refused_with_a_clear_error(tmp_path):
+    first = EdgeVectorStore(tmp_path / "shard")
+    await first.open(DIMS)
+    second = EdgeVectorStore(tmp_path / "shard")
+    with pytest.raises(BackendUnavailable, match="another process"):
+        await second.open(DIMS)
+    await first.close()
+
+
+async def test_unreachable_qdrant_server_is_a_typed_error():
+    store = QdrantVectorStore(url="http://127.0.0.1:1", timeout_s=1)
+    with pytest.raises(BackendUnavailable):
+        await store.open(DIMS)
+    await store.close()
