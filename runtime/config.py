@@ -145,6 +145,24 @@ class MemoryPolicy(_Section):
     max_page_size: int = 1000
 
 
+class RayConfig(_Section):
+    """The actor runtime: where Ray is, how many shard actors, how model work is batched."""
+
+    address: str | None = None  # None: start a local Ray instance; "auto", "ray://host:10001" to connect
+    namespace: str = "memstream"
+    shards: int = 2
+    shard_max_concurrency: int = 256
+    embedder_max_batch: int = 64
+    embedder_max_wait_ms: float = 5.0
+    embedder_threads: int = 1
+    extractor_max_concurrency: int = 128
+    call_timeout_s: float = 300.0
+    restart_wait_s: float = 60.0
+    event_batch: int = 256
+    event_backpressure: int = 32
+    include_dashboard: bool = False
+
+
 class LogConfig(_Section):
     level: str = "info"
     json: bool = False
@@ -158,6 +176,7 @@ class Config(_Section):
     vector_store: VectorStoreConfig = msgspec.field(default_factory=QdrantEdgeConfig)
     journal: JournalConfig = msgspec.field(default_factory=SQLiteJournalConfig)
     memory: MemoryPolicy = msgspec.field(default_factory=MemoryPolicy)
+    ray: RayConfig = msgspec.field(default_factory=RayConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
 
     def data_path(self, relative: str) -> Path:

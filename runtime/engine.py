@@ -22,15 +22,16 @@ from runtime import reconcile
 from runtime.clock import Clock, SystemClock, iso
 from runtime.config import Config, load_config
 from runtime.embedders import Embedder, make_embedder
-from runtime.errors import BackendUnavailable, InvalidRequest, LLMOutputError, NotFound
+from runtime.errors import BackendUnavailable, InvalidRequest, NotFound
 from runtime.events import EventHub
+from runtime.extraction import ask, extract_facts
 from runtime.filters import matches, parse_filters
 from runtime.journal import Journal, make_journal
 from runtime.llms import LLM, make_llm
 from runtime.mailbox import OwnerMailboxes
-from runtime.messages import normalize_messages, transcript
+from runtime.messages import normalize_messages
 from runtime.model import EntryDraft, JournalEntry, MemoryEvent, MemoryRecord, Scope, make_scope, replay
-from runtime.prompts import decision_schema, facts_schema, render_decision, render_extraction
+from runtime.prompts import decision_schema, render_decision
 from runtime.results import change_dict, owner_scope, record_dict
 from runtime.vectors import VectorStore, make_vector_store
 
@@ -44,6 +45,7 @@ class AddOutcome(msgspec.Struct):
     result: dict[str, Any]
     timings_ms: dict[str, float]
     entries: list[JournalEntry]
+    replayed: bool = False  # the request id was committed before: the original result, nothing new
 
 
 def _check_metadata(metadata: Any) -> dict[str, Any]:
@@ -226,21 +228,6 @@ class AsyncMemory:
         self.hub.publish(appended.entries)
         return result, appended.entries
 
-    # ---- LLM calls -----------------------------------------------------------------------
-    async def _ask(self, name: str, messages: list[dict[str, str]], schema: dict[str, Any],
-                   parse: Callable[[str], T]) -> T:
-        llm = await self._get_llm()
-        attempts = self.config.memory.llm_retries + 1
-        last_error: LLMOutputError | None = None
-        for attempt in range(1, attempts + 1):
-            raw = await llm.complete_json(messages, schema, name=name)
-            try:
-                return parse(raw)
-            except LLMOutputError as exc:
-                last_error = exc
-                log.warning("llm_output_rejected", call=name, attempt=attempt, reason=str(exc), raw=raw[:300])
-        raise LLMOutputError(f"{name}: the LLM gave invalid output {attempts} times; last problem: {last_error}")
-
     def _today(self) -> dt.date:
         return self._clock.now().date()
 
@@ -255,8 +242,11 @@ class AsyncMemory:
 
     async def add_detailed(self, messages: Any, *, user_id: str | None = None, agent_id: str | None = None,
                            run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
-                           request_id: str | None = None, tenant: str | None = None) -> AddOutcome:
-        """``add`` plus per-stage timings and the committed journal entries (benchmarks, actors)."""
+                           request_id: str | None = None, tenant: str | None = None,
+                           facts: list[str] | None = None,
+                           fact_vectors: list[list[float]] | None = None) -> AddOutcome:
+        """``add`` plus per-stage timings and the committed journal entries (benchmarks, actors).
+        ``facts`` (and their vectors) skip extraction: batch ingestion extracts them upstream."""
         scope = make_scope(user_id, agent_id, run_id)
         parsed = normalize_messages(messages)
         metadata = _check_metadata(metadata)
@@ -267,7 +257,7 @@ class AsyncMemory:
         started = time.perf_counter()
         outcome = await self._serialized(
             tenant, scope.owner,
-            lambda: self._add_serialized(parsed, scope, tenant, metadata, infer, request_id),
+            lambda: self._add_serialized(parsed, scope, tenant, metadata, infer, request_id, facts, fact_vectors),
         )
         log.info("add", tenant=tenant, owner=scope.owner, request_id=request_id, infer=infer,
                  changes=len(outcome.entries), ms=round((time.perf_counter() - started) * 1000, 1),
@@ -275,19 +265,22 @@ class AsyncMemory:
         return outcome
 
     async def _add_serialized(self, messages: list, scope: Scope, tenant: str, metadata: dict[str, Any],
-                              infer: bool, request_id: str | None) -> AddOutcome:
+                              infer: bool, request_id: str | None, facts: list[str] | None,
+                              fact_vectors: list[list[float]] | None) -> AddOutcome:
         watch = _Stopwatch()
         if request_id is not None:
             prior = await self.journal.find_request(tenant, scope.owner, request_id)
             if prior is not None:
-                return AddOutcome(result=msgspec.json.decode(prior), timings_ms={}, entries=[])
+                return AddOutcome(result=msgspec.json.decode(prior), timings_ms={}, entries=[], replayed=True)
         await self._catch_up(tenant, scope.owner)
         known: dict[str, list[float]] = {}
         existing: dict[str, MemoryRecord] = {}
         if not infer:
             decisions = reconcile.verbatim_decisions(messages)
         else:
-            decisions, existing, known = await self._infer(messages, scope, tenant, watch)
+            if facts is None:
+                facts = await self._extract(messages, watch)
+            decisions, existing, known = await self._reconcile(facts, fact_vectors, scope, tenant, watch)
         now = iso(self._clock.now())
         role = next((m.role for m in messages if m.role != "system"), None)
         actor = next((m.name for m in messages if m.name), None)
@@ -300,24 +293,27 @@ class AsyncMemory:
             watch.lap("embedding", started)
         result = {"results": [change_dict(d) for d in drafts]}
         result, entries = await self._commit(tenant, scope.owner, drafts, known, request_id, result, watch)
-        return AddOutcome(result=result, timings_ms=watch.ms, entries=entries)
+        return AddOutcome(result=result, timings_ms=watch.ms, entries=entries, replayed=bool(drafts) and not entries)
 
-    async def _infer(self, messages: list, scope: Scope, tenant: str, watch: _Stopwatch):
-        policy = self.config.memory
-        conversation = transcript(messages)
+    async def extract_facts(self, messages: Any) -> list[str]:
+        """LLM call 1 alone (no store access, no mailbox): batch ingestion runs it upstream."""
+        return await self._extract(normalize_messages(messages), _Stopwatch())
+
+    async def _extract(self, messages: list, watch: _Stopwatch) -> list[str]:
         started = time.perf_counter()
-        facts = await self._ask(
-            "facts", render_extraction(conversation, self._today()),
-            facts_schema(policy.max_facts, policy.max_fact_chars),
-            lambda raw: reconcile.parse_facts(raw, max_facts=policy.max_facts, max_chars=policy.max_fact_chars,
-                                              conversation=conversation if policy.require_grounding else None),
-        )
+        facts = await extract_facts(await self._get_llm(), messages, self.config.memory, self._today())
         watch.lap("extraction", started)
+        return facts
+
+    async def _reconcile(self, facts: list[str], fact_vectors: list[list[float]] | None, scope: Scope,
+                         tenant: str, watch: _Stopwatch):
+        policy = self.config.memory
         if not facts:
             return [], {}, {}
-        started = time.perf_counter()
-        fact_vectors = await self.embedder.embed(facts)
-        watch.lap("embedding", started)
+        if fact_vectors is None or len(fact_vectors) != len(facts):
+            started = time.perf_counter()
+            fact_vectors = await self.embedder.embed(facts)
+            watch.lap("embedding", started)
         known = dict(zip(facts, fact_vectors))
         started = time.perf_counter()
         existing: dict[str, MemoryRecord] = {}
@@ -330,10 +326,12 @@ class AsyncMemory:
             return reconcile.facts_as_additions(facts), existing, known
         idmap = reconcile.IdMap(existing)
         started = time.perf_counter()
-        decisions = await self._ask(
-            "decision", render_decision(reconcile.existing_for_prompt(idmap, existing), facts, self._today()),
+        decisions = await ask(
+            await self._get_llm(), "decision",
+            render_decision(reconcile.existing_for_prompt(idmap, existing), facts, self._today()),
             decision_schema(idmap.small_ids, len(facts) + len(idmap), policy.max_fact_chars * 2),
             lambda raw: reconcile.parse_decision(raw, idmap=idmap, max_chars=policy.max_fact_chars * 2),
+            retries=policy.llm_retries,
         )
         watch.lap("extraction", started)
         return decisions, existing, known
@@ -352,7 +350,14 @@ class AsyncMemory:
     ) -> JournalEntry | None:
         tenant = self._tenant(tenant)
         await self._ready()
-        record = await self._record(memory_id, tenant)
+        try:
+            record = await self._record(memory_id, tenant)
+        except NotFound:
+            if request_id is not None:  # a retried request that did commit: answer as the first time
+                for entry in await self.journal.history(tenant, memory_id):
+                    if entry.cause == request_id:
+                        return entry
+            raise
 
         async def work() -> JournalEntry | None:
             await self._catch_up(tenant, record.scope.owner)

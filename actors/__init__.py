@@ -1,0 +1,1 @@
+"""The actor runtime: the engine hosted on Ray shard actors, with shared model actors."""

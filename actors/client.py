@@ -1,0 +1,161 @@
+"""``ClusterMemory``: the memory API of ``AsyncMemory``, served by the shard actors.
+
+Owner-scoped calls go to the owner's shard. Calls by memory id (get, update, delete, history)
+do not say who the owner is, so they ask every shard and keep the one that knows the id.
+Every write gets a request id (the caller's, or a fresh one) so a retry after a shard crash
+is deduplicated by the journal instead of applied twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from ray.exceptions import RayActorError
+
+from actors.cluster import MemoryCluster
+from actors.remote import ActorUnavailableError
+from actors.router import Router
+from runtime.config import Config, load_config
+from runtime.errors import MemstreamError, NotFound
+from runtime.events import ResyncRequired
+from runtime.model import MemoryAdded, MemoryDeleted, MemoryEvent, MemoryUpdated, make_scope
+
+_decode_batch = msgspec.msgpack.Decoder(list[dict[str, Any]]).decode
+_EVENT_TYPES: dict[str, type] = {"memory_added": MemoryAdded, "memory_updated": MemoryUpdated,
+                                 "memory_deleted": MemoryDeleted}
+
+
+class ClusterMemory:
+    def __init__(self, config: Config | None = None, cluster: MemoryCluster | None = None):
+        self.config = config or load_config()
+        self.cluster = cluster or MemoryCluster(self.config)
+
+    async def open(self) -> ClusterMemory:
+        if self.cluster.router is None:
+            await self.cluster.start()
+        return self
+
+    async def close(self) -> None:
+        return None  # the actors outlive a client
+
+    async def __aenter__(self) -> ClusterMemory:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def router(self) -> Router:
+        assert self.cluster.router is not None, "ClusterMemory is not open"
+        return self.cluster.router
+
+    def _tenant(self, tenant: str | None) -> str:
+        return tenant or self.config.tenant
+
+    async def _owned(self, operation: str, tenant: str | None, scope_ids: dict[str, Any], **kwargs: Any) -> Any:
+        scope = make_scope(scope_ids.get("user_id"), scope_ids.get("agent_id"), scope_ids.get("run_id"))
+        tenant = self._tenant(tenant)
+        return await self.router.call_owner(tenant, scope.owner, operation,
+                                            {**scope.fields(), "tenant": tenant, **kwargs})
+
+    async def _by_id(self, operation: str, memory_id: str, **kwargs: Any) -> Any:
+        results = await self.router.broadcast(operation, {"memory_id": memory_id, **kwargs})
+        for result in results:
+            if not isinstance(result, Exception):
+                return result
+        failures = [r for r in results if not isinstance(r, NotFound)]
+        if failures:
+            raise failures[0]
+        raise results[0]
+
+    # ---- writes ----
+    async def add(self, messages: Any, *, user_id: str | None = None, agent_id: str | None = None,
+                  run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
+                  request_id: str | None = None, tenant: str | None = None) -> dict[str, Any]:
+        return await self._owned("add", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id},
+                                 messages=messages, metadata=metadata, infer=infer,
+                                 request_id=request_id or str(uuid.uuid4()))
+
+    async def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None,
+                     tenant: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+        return await self._by_id("update", memory_id, data=data, metadata=metadata, tenant=self._tenant(tenant),
+                                 request_id=request_id or str(uuid.uuid4()))
+
+    async def delete(self, memory_id: str, *, tenant: str | None = None,
+                     request_id: str | None = None) -> dict[str, Any]:
+        return await self._by_id("delete", memory_id, tenant=self._tenant(tenant),
+                                 request_id=request_id or str(uuid.uuid4()))
+
+    async def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None,
+                         run_id: str | None = None, tenant: str | None = None) -> dict[str, Any]:
+        return await self._owned("delete_all", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id})
+
+    async def reset(self, *, tenant: str | None = None) -> dict[str, Any]:
+        results = await self.router.broadcast("reset", {"tenant": self._tenant(tenant)})
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return {"message": "Memory store reset", "deleted": sum(r["deleted"] for r in results)}
+
+    # ---- reads ----
+    async def get(self, memory_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        return await self._by_id("get", memory_id, tenant=self._tenant(tenant))
+
+    async def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                      tenant: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return await self._owned("get_all", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id},
+                                 **kwargs)
+
+    async def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
+                     run_id: str | None = None, tenant: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return await self._owned("search", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id},
+                                 query=query, **kwargs)
+
+    async def history(self, memory_id: str | None = None, *, user_id: str | None = None,
+                      agent_id: str | None = None, run_id: str | None = None, tenant: str | None = None,
+                      **kwargs: Any) -> list[dict[str, Any]]:
+        if memory_id is not None:
+            return await self._by_id("history", memory_id, tenant=self._tenant(tenant))
+        return await self._owned("history", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id},
+                                 **kwargs)
+
+    async def head(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                   tenant: str | None = None) -> int:
+        return await self._owned("head", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id})
+
+    async def subscribe(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                        after_seq: int = 0, tenant: str | None = None) -> AsyncIterator[MemoryEvent]:
+        """Events of one owner after ``after_seq``, in order. If the shard dies, the stream resumes
+        from the last seq it delivered once the shard is back (no gap, no duplicate)."""
+        scope = make_scope(user_id, agent_id, run_id)
+        tenant = self._tenant(tenant)
+        name = self.router.shard_of(tenant, scope.owner)
+        last = after_seq
+        while True:
+            kwargs = {**scope.fields(), "tenant": tenant, "after_seq": last}
+            stream = self.router.shards[name].subscribe.options(
+                _generator_backpressure_num_objects=self.config.ray.event_backpressure,
+            ).remote(kwargs, self.config.ray.event_batch)
+            try:
+                async for ref in stream:
+                    for item in _decode_batch(await ref):
+                        kind = item.get("type")
+                        if kind == "resync_required":
+                            raise ResyncRequired(int(item["from_seq"]))
+                        if kind == "error":
+                            raise MemstreamError(item.get("message", "subscription failed"))
+                        event = msgspec.convert(item, _EVENT_TYPES[kind])
+                        if event.seq <= last:
+                            continue
+                        last = event.seq
+                        yield event
+                return
+            except (RayActorError, ActorUnavailableError):
+                await self._wait_for(name)
+
+    async def _wait_for(self, name: str) -> None:
+        """Block until the shard answers again (or the router gives up with a typed error)."""
+        await self.router.call(name, "head", {"user_id": "__probe__"})

@@ -1,0 +1,97 @@
+"""The model actors: one extractor (LLM) and one embedder shared by every shard.
+
+The extractor keeps many requests in flight (vLLM batches them continuously); the embedder
+micro-batches texts from all shards into one model call (flush on size or wait time).
+Both report their batching statistics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import msgspec
+import ray
+
+from actors.replies import Reply, capture
+from runtime.batching import MicroBatcher
+from runtime.config import EmbedderConfig, LLMConfig, SentenceTransformersConfig
+from runtime.embedders import make_embedder
+from runtime.llms import make_llm
+from runtime.logs import configure_logging
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class EmbedderActor:
+    def __init__(self, section: dict[str, Any], max_batch: int, max_wait_ms: float, threads: int):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        configure_logging()
+        config = msgspec.convert(section, EmbedderConfig)
+        if isinstance(config, SentenceTransformersConfig):
+            config = msgspec.structs.replace(config, threads=threads)
+        self._embedder = make_embedder(config)
+        self._batcher = MicroBatcher(self._embedder.embed, max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
+        self._runner: asyncio.Task | None = None
+
+    def dims(self) -> int:
+        return self._embedder.dims
+
+    async def embed(self, texts: list[str]) -> Reply:
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._batcher.run())
+        return await capture(self._batcher.submit(texts))
+
+    def stats(self) -> dict[str, Any]:
+        stats = msgspec.to_builtins(self._batcher.stats)
+        stats["mean_batch"] = round(self._batcher.stats.mean_batch, 2)
+        return stats
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class ExtractorActor:
+    def __init__(self, section: dict[str, Any]):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        configure_logging()
+        self._section = msgspec.convert(section, LLMConfig)
+        self._llm: Any = None
+        self._lock = asyncio.Lock()
+        self._in_flight = 0
+        self._peak = 0
+        self._calls = 0
+
+    async def _get(self) -> Any:
+        async with self._lock:
+            if self._llm is None:
+                self._llm = await make_llm(self._section)
+        return self._llm
+
+    async def complete_json(self, messages: list[dict[str, str]], schema: dict[str, Any], name: str) -> Reply:
+        self._calls += 1
+        self._in_flight += 1
+        self._peak = max(self._peak, self._in_flight)
+        try:
+            return await capture(self._complete(messages, schema, name))
+        finally:
+            self._in_flight -= 1
+
+    async def _complete(self, messages: list[dict[str, str]], schema: dict[str, Any], name: str) -> str:
+        llm = await self._get()
+        return await llm.complete_json(messages, schema, name=name)
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {"calls": self._calls, "peak_in_flight": self._peak}
+        if self._llm is not None and hasattr(self._llm, "prefix_cache_stats"):
+            stats["prefix_cache"] = self._llm.prefix_cache_stats()
+        return stats
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    async def shutdown(self) -> None:
+        if self._llm is not None:
+            await self._llm.close()
+            self._llm = None

@@ -1,0 +1,105 @@
+"""Shard actors: each hosts the engine for the owners that rendezvous hashing gives it.
+
+A Ray actor is a whole process, so per-user actors are logical: one mailbox per active owner
+inside the shard's engine (``runtime.mailbox``), which keeps each owner's writes in order
+whatever order Ray delivers concurrent calls in. The shard owns its embedded stores (the
+Edge shard and SQLite file admit one process); on a restart after a crash it reopens them
+and re-applies whatever the journal holds that the index missed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+import msgspec
+import ray
+
+from actors.remote import RemoteEmbedder, RemoteLLM
+from actors.replies import Reply, capture
+from runtime.config import Config
+from runtime.engine import AsyncMemory
+from runtime.errors import InvalidRequest
+from runtime.events import ResyncRequired
+from runtime.logs import configure_logging
+
+# what a shard serves; everything else is refused (no getattr on caller-supplied names)
+OPERATIONS = frozenset({"add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "head",
+                        "reset", "ingest"})
+
+
+
+def shard_config(config: Config, index: int) -> Config:
+    """Each shard keeps its embedded files in a folder of its own (shared services ignore it)."""
+    return msgspec.structs.replace(config, data_dir=os.path.join(config.data_dir, f"shard-{index}"))
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+class ShardActor:
+    def __init__(self, index: int, config: dict[str, Any], embedder: Any, extractor: Any, dims: int):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        configure_logging()
+        self.index = index
+        self.config = shard_config(msgspec.convert(config, Config), index)
+        self.memory = AsyncMemory(self.config, llm=RemoteLLM(extractor), embedder=RemoteEmbedder(embedder, dims))
+
+    async def ready(self) -> int:
+        """Open the stores (and recover); returns the number of journal entries re-applied."""
+        if self.memory._opened:
+            return 0
+        await self.memory.open()
+        return 0
+
+    async def call(self, operation: str, kwargs: dict[str, Any]) -> Reply:
+        if operation not in OPERATIONS:
+            return await capture(_refuse(operation))
+        if operation == "ingest":
+            return await capture(self._ingest(kwargs))
+        return await capture(getattr(self.memory, operation)(**kwargs))
+
+    async def _ingest(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A turn whose facts (and vectors) were extracted upstream by the ingestion job."""
+        outcome = await self.memory.add_detailed(**kwargs)
+        return {"result": outcome.result, "replayed": outcome.replayed}
+
+    async def subscribe(self, kwargs: dict[str, Any], batch: int = 256) -> AsyncIterator[bytes]:
+        """A Ray streaming generator: encoded batches of events, replay first, then live.
+        The consumer's pace bounds how far ahead Ray lets this run (generator backpressure)."""
+        send, receive = anyio.create_memory_object_stream[Any](batch)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._pump, kwargs, send)
+            async with receive:
+                async for first in receive:
+                    items = [first]
+                    while len(items) < batch:
+                        try:
+                            items.append(receive.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    yield msgspec.msgpack.encode(items)
+            tg.cancel_scope.cancel()
+
+    async def _pump(self, kwargs: dict[str, Any], send: Any) -> None:
+        async with send:
+            try:
+                async with aclosing(self.memory.subscribe(**kwargs)) as events:
+                    async for event in events:
+                        await send.send(msgspec.to_builtins(event))
+            except ResyncRequired as exc:
+                await send.send({"type": "resync_required", "from_seq": exc.from_seq})
+            except InvalidRequest as exc:
+                await send.send({"type": "error", "code": exc.code, "message": str(exc)})
+
+    def stats(self) -> dict[str, Any]:
+        return {"index": self.index, "active_owners": self.memory._mailboxes.active,
+                "subscribers": self.memory.hub.subscriber_count()}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+async def _refuse(operation: str) -> None:
+    raise InvalidRequest(f"unknown operation {operation!r}")

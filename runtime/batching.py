@@ -1,0 +1,124 @@
+"""Micro-batching: many callers' items → one backend call, flushed on size or on wait time.
+
+Used by the embedder actor so that texts from every shard share one model call. Each caller
+gets exactly its own results back, and a failed batch fails every caller in it - nobody waits
+forever. The queue is bounded: a full batcher refuses with ``Overloaded``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import anyio
+import msgspec
+
+from runtime.errors import Overloaded
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class BatchStats(msgspec.Struct):
+    batches: int = 0
+    items: int = 0
+    max_batch: int = 0
+    full_flushes: int = 0
+    timed_flushes: int = 0
+
+    @property
+    def mean_batch(self) -> float:
+        return self.items / self.batches if self.batches else 0.0
+
+
+class _Request(Generic[In, Out]):
+    __slots__ = ("items", "done", "result", "error")
+
+    def __init__(self, items: Sequence[In]):
+        self.items = list(items)
+        self.done = anyio.Event()
+        self.result: list[Out] = []
+        self.error: BaseException | None = None
+
+
+class MicroBatcher(Generic[In, Out]):
+    def __init__(self, call: Callable[[list[In]], Awaitable[list[Out]]], *, max_batch: int = 64,
+                 max_wait_s: float = 0.005, max_pending: int = 10_000):
+        self._call = call
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_pending = max_pending
+        self._queue: list[_Request[In, Out]] = []
+        self._pending_items = 0
+        self._wakeup = anyio.Event()
+        self.stats = BatchStats()
+
+    async def submit(self, items: Sequence[In]) -> list[Out]:
+        """Queue ``items``; return their results once the batch that holds them has run."""
+        if not items:
+            return []
+        if self._pending_items + len(items) > self.max_pending:
+            raise Overloaded(f"batcher queue is full ({self.max_pending} items waiting)")
+        request: _Request[In, Out] = _Request(items)
+        self._queue.append(request)
+        self._pending_items += len(items)
+        self._wakeup.set()
+        await request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _take(self) -> list[_Request[In, Out]]:
+        """Whole requests up to max_batch items (a request larger than max_batch goes alone)."""
+        taken, count = [], 0
+        while self._queue and (not taken or count + len(self._queue[0].items) <= self.max_batch):
+            request = self._queue.pop(0)
+            taken.append(request)
+            count += len(request.items)
+        self._pending_items -= count
+        return taken
+
+    async def run(self) -> None:
+        """The flush loop; run it in a task group for the batcher's lifetime."""
+        while True:
+            if not self._queue:
+                self._wakeup = anyio.Event()
+                await self._wakeup.wait()
+            full = self._pending_items >= self.max_batch
+            if not full:
+                with anyio.move_on_after(self.max_wait_s):
+                    while self._pending_items < self.max_batch:
+                        self._wakeup = anyio.Event()
+                        await self._wakeup.wait()
+                full = self._pending_items >= self.max_batch
+            batch = self._take()
+            await self._flush(batch, full)
+
+    async def _flush(self, batch: list[_Request[In, Out]], full: bool) -> None:
+        items = [item for request in batch for item in request.items]
+        self.stats.batches += 1
+        self.stats.items += len(items)
+        self.stats.max_batch = max(self.stats.max_batch, len(items))
+        if full:
+            self.stats.full_flushes += 1
+        else:
+            self.stats.timed_flushes += 1
+        try:
+            results = await self._call(items)
+            if len(results) != len(items):
+                raise RuntimeError(f"batch call returned {len(results)} results for {len(items)} items")
+        except Exception as exc:  # every waiter of the batch gets the failure
+            for request in batch:
+                request.error = exc
+                request.done.set()
+            return
+        offset = 0
+        for request in batch:
+            request.result = results[offset:offset + len(request.items)]
+            offset += len(request.items)
+            request.done.set()
+
+
+def batches_needed(items: int, max_batch: int) -> int:
+    return math.ceil(items / max_batch) if items else 0

@@ -1,0 +1,82 @@
+import anyio
+import pytest
+
+from runtime.batching import MicroBatcher
+from runtime.errors import Overloaded
+
+
+async def test_items_from_many_callers_share_batches_and_get_their_own_results():
+    calls: list[list[int]] = []
+
+    async def double(items: list[int]) -> list[int]:
+        calls.append(items)
+        return [2 * i for i in items]
+
+    batcher = MicroBatcher(double, max_batch=8, max_wait_s=0.02)
+    results: dict[int, list[int]] = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+
+        async def caller(i: int) -> None:
+            results[i] = await batcher.submit([i, i + 100])
+
+        async with anyio.create_task_group() as callers:
+            for i in range(10):
+                callers.start_soon(caller, i)
+        tg.cancel_scope.cancel()
+    assert results == {i: [2 * i, 2 * (i + 100)] for i in range(10)}
+    assert sum(len(c) for c in calls) == 20 and max(len(c) for c in calls) <= 8
+    assert batcher.stats.batches == len(calls) < 10 and batcher.stats.full_flushes >= 1
+
+
+async def test_a_lone_item_is_flushed_after_the_wait():
+    batcher = MicroBatcher(lambda items: _echo(items), max_batch=64, max_wait_s=0.01)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+        with anyio.fail_after(2):
+            assert await batcher.submit(["x"]) == ["x"]
+        tg.cancel_scope.cancel()
+    assert batcher.stats.timed_flushes == 1
+
+
+async def _echo(items):
+    return list(items)
+
+
+async def test_a_failed_batch_fails_every_waiter_and_the_batcher_keeps_going():
+    fail = True
+
+    async def flaky(items):
+        if fail:
+            raise RuntimeError("model crashed")
+        return items
+
+    batcher = MicroBatcher(flaky, max_batch=4, max_wait_s=0.01)
+    errors: list[BaseException] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+
+        async def caller(i: int) -> None:
+            try:
+                await batcher.submit([i])
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as callers:
+            for i in range(3):
+                callers.start_soon(caller, i)
+        fail = False
+        assert await batcher.submit([7]) == [7]
+        tg.cancel_scope.cancel()
+    assert len(errors) == 3
+
+
+async def test_wrong_result_count_is_an_error_and_a_full_queue_refuses():
+    batcher = MicroBatcher(lambda items: _echo(items[:-1]), max_batch=4, max_wait_s=0.0, max_pending=3)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+        with pytest.raises(RuntimeError, match="results for"):
+            await batcher.submit([1, 2])
+        with pytest.raises(Overloaded):
+            await batcher.submit([1, 2, 3, 4])
+        tg.cancel_scope.cancel()
