@@ -52,7 +52,7 @@ class MemoryCluster:
         self.shards: dict[str, Any] = {}
         self.router: Router | None = None
 
-    async def start(self) -> MemoryCluster:
+    async def start(self, *, warm_llm: bool = True) -> MemoryCluster:
         cfg = self.config
         # not in a worker thread: Ray ties its GCS and raylet to the life of the thread that started
         # them (parent-death signal), and anyio retires idle worker threads after 10 s
@@ -69,11 +69,13 @@ class MemoryCluster:
         config_dict = msgspec.to_builtins(cfg)
         for index, name in enumerate(shard_names(cfg.ray.shards)):
             self.shards[name] = ShardActor.options(
-                name=name, max_concurrency=cfg.ray.shard_max_concurrency, **common,
+                name=name, max_concurrency=cfg.ray.shard_max_concurrency, scheduling_strategy="SPREAD", **common,
             ).remote(index, config_dict, self.embedder, self.extractor, dims)
         async with anyio.create_task_group() as tg:
             for handle in self.shards.values():
                 tg.start_soon(_ready, handle)
+            if warm_llm:
+                tg.start_soon(_warm, self.extractor)
         self.router = Router(self.shards, call_timeout_s=cfg.ray.call_timeout_s,
                              restart_wait_s=cfg.ray.restart_wait_s)
         log.info("cluster_ready", shards=len(self.shards), ray_address=cfg.ray.address or "local")
@@ -102,3 +104,9 @@ class MemoryCluster:
 
 async def _ready(handle: Any) -> None:
     await handle.ready.remote()
+
+
+async def _warm(extractor: Any) -> None:
+    log.info("llm_starting")
+    await extractor.warm.remote()
+    log.info("llm_ready")

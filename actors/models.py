@@ -69,6 +69,11 @@ class ExtractorActor:
                 self._llm = await make_llm(self._section)
         return self._llm
 
+    async def warm(self) -> bool:
+        """Start the LLM backend now (vLLM's engine takes tens of seconds) rather than on the first turn."""
+        await self._get()
+        return True
+
     async def complete_json(self, messages: list[dict[str, str]], schema: dict[str, Any], name: str) -> Reply:
         self._calls += 1
         self._in_flight += 1

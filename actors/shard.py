@@ -100,6 +100,9 @@ class ShardActor:
     def pid(self) -> int:
         return os.getpid()
 
+    def node(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
 
 async def _refuse(operation: str) -> None:
     raise InvalidRequest(f"unknown operation {operation!r}")

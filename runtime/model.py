@@ -99,26 +99,11 @@ class EntryDraft(msgspec.Struct, frozen=True, kw_only=True):
     hash: str | None = None
 
 
-class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
+class JournalEntry(EntryDraft, frozen=True, kw_only=True):
     """One row of the history log (a superset of Mem0's history table). ``seq`` is per owner."""
 
     seq: int
-    id: str
-    memory_id: str
-    event: EventKind
-    old_memory: str | None
-    new_memory: str | None
-    scope: Scope
-    tenant: str
-    metadata: dict[str, Any] = {}
-    created_at: str
-    updated_at: str | None = None
     is_deleted: bool = False
-    actor_id: str | None = None
-    role: str | None = None
-    cause: str | None = None
-    version: int = 1
-    hash: str | None = None
     ts: float = 0.0
 
     @property

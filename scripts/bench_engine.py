@@ -11,7 +11,6 @@ benchmark stand-in server at a fixed latency. Writes ``bench/results/engine.json
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import sys
@@ -24,7 +23,7 @@ import anyio
 from runtime.config import load_config
 from runtime.engine import AsyncMemory
 from runtime.model import Scope
-from scripts.machine import describe, percentile
+from scripts.machine import describe, percentile, write_results
 
 TOPICS = ["hiking", "cooking", "jazz", "chess", "gardening", "python", "travel", "football", "painting", "movies",
           "coffee", "tea", "cats", "dogs", "running", "cycling", "opera", "baking", "sailing", "astronomy"]
@@ -143,10 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=200.0, help="fake LLM latency per call")
     parser.add_argument("--out", default="bench/results/engine.json")
     args = parser.parse_args(argv)
-    results = anyio.run(run, args)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=2))
+    write_results(anyio.run(run, args), args.out)
 
 
 if __name__ == "__main__":

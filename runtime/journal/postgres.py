@@ -19,6 +19,7 @@ from runtime.errors import BackendUnavailable, ConfigError
 from runtime.journal.sql import SqlJournal
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_LOCK = 0x6D656D73  # advisory lock key for schema creation ("mems")
 
 
 class _PostgresTx:
@@ -49,9 +50,12 @@ class PostgresJournal(SqlJournal):
             await self._pool.open(wait=True, timeout=self._timeout_s)
         except Exception as exc:  # the pool raises its own PoolTimeout, psycopg OperationalError, ...
             raise BackendUnavailable(f"cannot reach the PostgreSQL journal: {exc}", backend="journal") from exc
-        async with self._transaction() as tx:
-            await tx.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
         await self._create_schema()
+
+    def _schema_preamble(self) -> list[str]:
+        # CREATE ... IF NOT EXISTS races between processes (every shard opens the journal at
+        # once); a transaction-scoped advisory lock makes the creators take turns
+        return [f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})", f"CREATE SCHEMA IF NOT EXISTS {self.schema}"]
 
     async def close(self) -> None:
         await self._pool.close()

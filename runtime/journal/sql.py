@@ -43,8 +43,14 @@ class SqlJournal:
         async with self._transaction() as tx:
             return await tx.execute(self._sql(statement), params)
 
+    def _schema_preamble(self) -> list[str]:
+        """Statements run first in the schema transaction (PostgreSQL serializes creators)."""
+        return []
+
     async def _create_schema(self) -> None:
         async with self._transaction() as tx:
+            for statement in self._schema_preamble():
+                await tx.execute(statement)
             for statement in SCHEMA:
                 await tx.execute(self._sql(statement))
 
