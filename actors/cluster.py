@@ -37,7 +37,9 @@ WORKER_ENV = {
 def start_ray(config: Config) -> None:
     if ray.is_initialized():
         return
-    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    # "local" forces a new instance: with no address Ray joins whatever cluster it last noted on
+    # this machine (/tmp/ray/ray_current_cluster), even a dead one
+    address = config.ray.address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(address=address, namespace=config.ray.namespace, include_dashboard=config.ray.include_dashboard,
              runtime_env={"env_vars": WORKER_ENV}, log_to_driver=True, logging_level="WARNING")
 

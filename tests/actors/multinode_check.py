@@ -9,6 +9,7 @@ import sys
 import uuid
 
 import anyio
+import ray
 from aiohttp import web
 from ray.cluster_utils import Cluster
 
@@ -19,6 +20,14 @@ from scripts.fake_llm_server import make_app
 
 async def main(data_dir: str, dsn: str) -> dict:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        return await check(cluster, data_dir, dsn)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()  # also removes Ray's note of this cluster, which a later ray.init would join
+
+
+async def check(cluster: Cluster, data_dir: str, dsn: str) -> dict:
     worker = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     runner = web.AppRunner(make_app(0.0))

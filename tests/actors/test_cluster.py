@@ -8,11 +8,13 @@ from contextlib import aclosing
 
 import anyio
 import pytest
+import ray
 from ray.exceptions import RayActorError
 
 from actors.client import ClusterMemory
 from actors.remote import ActorUnavailableError
-from runtime.errors import InvalidRequest, NotFound
+from actors.router import Router
+from runtime.errors import BackendUnavailable, InvalidRequest, NotFound, Overloaded
 
 
 async def pid_of(handle) -> int:
@@ -119,3 +121,36 @@ async def test_killed_shard_recovers_from_the_journal_mid_traffic(cluster: Clust
         replayed = {m["id"] for m in (await cluster.get_all(user_id=user, as_of=10))["results"]}
         assert indexed == replayed and len(indexed) == 10
     assert events == list(range(1, 11))
+
+
+async def test_a_full_mailbox_is_refused_across_the_actor_boundary(cluster: ClusterMemory):
+    capacity = cluster.config.memory.mailbox_capacity
+    outcomes: list[object] = []
+
+    async def add(i: int) -> None:
+        try:
+            outcomes.append(await cluster.add(f"burst fact number {i}", user_id="burst"))
+        except Overloaded as exc:
+            outcomes.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(capacity + 40):
+            tg.start_soon(add, i)
+    refused = sum(isinstance(o, Overloaded) for o in outcomes)
+    assert refused > 0 and len(outcomes) - refused >= capacity  # refused explicitly, the rest all committed
+    assert await cluster.head(user_id="burst") == len(outcomes) - refused
+
+
+async def test_a_shard_that_stays_down_fails_with_a_typed_error_within_the_bound():
+    @ray.remote(num_cpus=0, max_restarts=0)
+    class Gone:
+        async def call(self, operation, kwargs):
+            return None
+
+    handle = Gone.remote()
+    ray.kill(handle, no_restart=True)
+    router = Router({"shard-x": handle}, restart_wait_s=1.0)
+    started = anyio.current_time()
+    with pytest.raises(BackendUnavailable, match="did not come back"):
+        await router.call("shard-x", "head", {"user_id": "u"})
+    assert anyio.current_time() - started < 10
