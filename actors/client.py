@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from ray.exceptions import RayActorError
 
 from actors.cluster import MemoryCluster
-from actors.remote import ActorUnavailableError
+from actors.remote import RESTARTING
 from actors.router import Router
 from runtime.config import Config, load_config
 from runtime.errors import MemstreamError, NotFound
@@ -153,7 +152,7 @@ class ClusterMemory:
                         last = event.seq
                         yield event
                 return
-            except (RayActorError, ActorUnavailableError):
+            except RESTARTING:
                 await self._wait_for(name)
 
     async def _wait_for(self, name: str) -> None:

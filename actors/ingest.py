@@ -148,7 +148,7 @@ class EmbedFacts:
         return batch
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
-        return await call_actor(self._embedder.embed.remote(texts), "embedder")
+        return await call_actor(lambda: self._embedder.embed.remote(texts), "embedder")
 
 
 async def ingest(memory: ClusterMemory, path: Path, *, tenant: str | None = None, concurrency: int = 32,

@@ -7,13 +7,11 @@ every write carries a request id that the journal deduplicates.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import anyio
-from ray.exceptions import RayActorError
 
-from actors.remote import ActorUnavailableError
+from actors.remote import through_restarts
 from actors.replies import unwrap
 from actors.routing import owner_key, pick
 from runtime.errors import BackendUnavailable
@@ -33,23 +31,19 @@ class Router:
         return pick(owner_key(tenant, owner), self.names)
 
     async def call(self, name: str, operation: str, kwargs: dict[str, Any]) -> Any:
-        deadline = time.monotonic() + self.restart_wait_s
-        delay = 0.1
-        while True:
+        async def once() -> Any:
             try:
                 with anyio.fail_after(self.call_timeout_s):
-                    reply = await self.shards[name].call.remote(operation, kwargs)
-                return unwrap(reply)
+                    return unwrap(await self.shards[name].call.remote(operation, kwargs))
             except TimeoutError:
                 raise BackendUnavailable(f"{name} did not answer {operation} within {self.call_timeout_s}s",
                                          backend="shard") from None
-            except (RayActorError, ActorUnavailableError) as exc:
-                if time.monotonic() + delay > deadline:
-                    raise BackendUnavailable(f"{name} is unavailable and did not come back within "
-                                             f"{self.restart_wait_s}s: {exc}", backend="shard") from exc
-                self.retries += 1
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+
+        return await through_restarts(once, what=name, backend="shard", wait_s=self.restart_wait_s,
+                                      on_retry=self._count_retry)
+
+    def _count_retry(self) -> None:
+        self.retries += 1
 
     async def call_owner(self, tenant: str, owner: str, operation: str, kwargs: dict[str, Any]) -> Any:
         return await self.call(self.shard_of(tenant, owner), operation, kwargs)

@@ -44,14 +44,14 @@ class ShardActor:
         configure_logging()
         self.index = index
         self.config = shard_config(msgspec.convert(config, Config), index)
-        self.memory = AsyncMemory(self.config, llm=RemoteLLM(extractor), embedder=RemoteEmbedder(embedder, dims))
+        wait_s = self.config.ray.restart_wait_s
+        self.memory = AsyncMemory(self.config, llm=RemoteLLM(extractor, wait_s),
+                                  embedder=RemoteEmbedder(embedder, dims, wait_s))
 
-    async def ready(self) -> int:
-        """Open the stores (and recover); returns the number of journal entries re-applied."""
-        if self.memory._opened:
-            return 0
+    async def ready(self) -> bool:
+        """Open the stores now (re-applying what the index missed) instead of on the first call."""
         await self.memory.open()
-        return 0
+        return True
 
     async def call(self, operation: str, kwargs: dict[str, Any]) -> Reply:
         if operation not in OPERATIONS:
@@ -94,7 +94,7 @@ class ShardActor:
                 await send.send({"type": "error", "code": exc.code, "message": str(exc)})
 
     def stats(self) -> dict[str, Any]:
-        return {"index": self.index, "active_owners": self.memory._mailboxes.active,
+        return {"index": self.index, "active_owners": self.memory.active_owners,
                 "subscribers": self.memory.hub.subscriber_count()}
 
     def pid(self) -> int:

@@ -7,7 +7,6 @@ forever. The queue is bounded: a full batcher refuses with ``Overloaded``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -119,6 +118,3 @@ class MicroBatcher(Generic[In, Out]):
             offset += len(request.items)
             request.done.set()
 
-
-def batches_needed(items: int, max_batch: int) -> int:
-    return math.ceil(items / max_batch) if items else 0

@@ -70,7 +70,11 @@ LLMConfig = VLLMConfig | OpenAIConfig
 
 # --- embedder ----------------------------------------------------------------------------
 class SentenceTransformersConfig(_Section, tag="sentence_transformers", tag_field="provider"):
+    """A sentence-transformers model; on CPU run by onnxruntime (measured 2.4x faster for one query
+    here, identical vectors), or by torch (``backend: torch``, and always on CUDA)."""
+
     model: str = "all-MiniLM-L6-v2"  # a folder, or the packaged model's name
+    backend: Literal["onnx", "torch"] = "onnx"
     device: str = "cpu"
     threads: int = 1
     batch_size: int = 64

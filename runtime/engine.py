@@ -154,6 +154,11 @@ class AsyncMemory:
         assert self._embedder is not None, "AsyncMemory is not open"
         return self._embedder
 
+    @property
+    def active_owners(self) -> int:
+        """Owners with a request queued or running (their mailbox lanes)."""
+        return self._mailboxes.active
+
     def _tenant(self, tenant: str | None) -> str:
         return tenant or self.config.tenant
 

@@ -118,12 +118,12 @@ async def history(args: argparse.Namespace) -> None:
 
 
 def setup() -> None:
-    from runtime.embedders.sentence import SentenceTransformerEmbedder
+    from runtime.embedders.onnx import OnnxEmbedder
     from runtime.llms.smollm2 import ensure_smollm2
 
     print(f"SmolLM2-135M-Instruct (demo LLM): {ensure_smollm2()}")
-    embedder = SentenceTransformerEmbedder()
-    print(f"all-MiniLM-L6-v2 embedder: {embedder.dims} dimensions")
+    embedder = OnnxEmbedder()  # exports the ONNX graph once
+    print(f"all-MiniLM-L6-v2 embedder (onnxruntime): {embedder.dims} dimensions")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,9 +22,9 @@ POSTGRES_DSN = os.environ.get("MEMSTREAM_POSTGRES_DSN", "postgresql://postgres@1
 
 @pytest.fixture(scope="session")
 def embedder():
-    from runtime.embedders.sentence import SentenceTransformerEmbedder
+    from runtime.embedders.onnx import OnnxEmbedder
 
-    return SentenceTransformerEmbedder("all-MiniLM-L6-v2", threads=1)
+    return OnnxEmbedder("all-MiniLM-L6-v2", threads=1)
 
 
 @pytest.fixture

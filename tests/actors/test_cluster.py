@@ -9,10 +9,9 @@ from contextlib import aclosing
 import anyio
 import pytest
 import ray
-from ray.exceptions import RayActorError
 
 from actors.client import ClusterMemory
-from actors.remote import ActorUnavailableError
+from actors.remote import RESTARTING
 from actors.router import Router
 from runtime.errors import BackendUnavailable, InvalidRequest, NotFound, Overloaded
 
@@ -22,7 +21,7 @@ async def pid_of(handle) -> int:
     while True:
         try:
             return await handle.pid.remote()
-        except (RayActorError, ActorUnavailableError):
+        except RESTARTING:
             await anyio.sleep(0.2)
 
 
@@ -96,13 +95,18 @@ async def test_killed_shard_recovers_from_the_journal_mid_traffic(cluster: Clust
                 if len(events) == 10:
                     return
 
+    done = [0]
+    retries_before = cluster.router.retries
+
     async def writer(user: str) -> None:
         for i in range(10):
             await cluster.add(f"crash note {i}", user_id=user, infer=False, request_id=f"{user}-{i}")
+            done[0] += 1
 
     async def killer() -> None:
-        for _ in range(2):
-            await anyio.sleep(1.0)
+        for threshold in (10, 40):  # kill in the middle of the traffic, twice
+            while done[0] < threshold:
+                await anyio.sleep(0.005)
             os.kill(await pid_of(cluster.cluster.shards[name]), signal.SIGKILL)
 
     with anyio.fail_after(240):
@@ -112,7 +116,7 @@ async def test_killed_shard_recovers_from_the_journal_mid_traffic(cluster: Clust
             async with anyio.create_task_group() as writers:
                 for user in users:
                     writers.start_soon(writer, user)
-    assert cluster.router.retries > 0  # the kills were felt and retried
+    assert cluster.router.retries > retries_before  # the kills were felt and retried
     for user in users:
         log = await cluster.history(user_id=user)
         assert [e["seq"] for e in log] == list(range(1, 11))  # gapless, nothing twice
