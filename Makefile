@@ -35,6 +35,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/memstream bench-engine
+	$(BIN)/memstream bench-runtime
 	$(BIN)/memstream eval-extraction
 
 clean:
