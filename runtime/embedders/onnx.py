@@ -61,6 +61,7 @@ def export_onnx(model_dir: Path, target: Path) -> Path:
 
 class OnnxEmbedder:
     def __init__(self, model: str = "all-MiniLM-L6-v2", *, threads: int = 1, batch_size: int = 64):
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -105,5 +106,3 @@ class OnnxEmbedder:
     async def close(self) -> None:
         return None
 
-
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
