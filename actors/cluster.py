@@ -17,6 +17,8 @@ import ray
 import structlog
 
 from actors.models import EmbedderActor, ExtractorActor
+from actors.placement import remove_placement_groups, start_replicas
+from actors.resources import ActorPlan, ClusterShape, plan_model_actors
 from actors.router import Router
 from actors.routing import shard_names
 from actors.shard import ShardActor
@@ -49,8 +51,11 @@ class MemoryCluster:
 
     def __init__(self, config: Config):
         self.config = config
-        self.embedder: Any = None
+        self.embedder: Any = None  # replica 0 of each model actor
         self.extractor: Any = None
+        self.embedders: list[Any] = []
+        self.extractors: list[Any] = []
+        self.plans: dict[str, ActorPlan] = {}
         self.shards: dict[str, Any] = {}
         self.router: Router | None = None
 
@@ -60,48 +65,77 @@ class MemoryCluster:
         # them (parent-death signal), and anyio retires idle worker threads after 10 s
         start_ray(cfg)
         common = {"namespace": cfg.ray.namespace, "get_if_exists": True}
-        self.embedder = EmbedderActor.options(name="embedder", **common).remote(
-            msgspec.to_builtins(cfg.embedder), cfg.ray.embedder_max_batch, cfg.ray.embedder_max_wait_ms,
-            cfg.ray.embedder_threads)
-        self.extractor = ExtractorActor.options(
-            name="extractor", max_concurrency=cfg.ray.extractor_max_concurrency,
-            runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}}, **common,
-        ).remote(msgspec.to_builtins(cfg.llm))
+        # GPUs per actor kind, checked against the cluster: a bad fit fails here, not as pending actors
+        self.plans = plan_model_actors(cfg, ClusterShape.from_ray())
+        self.embedders = await start_replicas(
+            EmbedderActor, self.plans["embedder"], cfg.ray.namespace,
+            (msgspec.to_builtins(cfg.embedder), cfg.ray.embedder_max_batch, cfg.ray.embedder_max_wait_ms,
+             cfg.ray.embedder_threads))
+        self.extractors = await start_replicas(
+            ExtractorActor, self.plans["extractor"], cfg.ray.namespace, (msgspec.to_builtins(cfg.llm),),
+            max_concurrency=cfg.ray.extractor_max_concurrency,
+            runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}})
+        self.embedder, self.extractor = self.embedders[0], self.extractors[0]
         dims = await self.embedder.dims.remote()
         config_dict = msgspec.to_builtins(cfg)
         for index, name in enumerate(shard_names(cfg.ray.shards)):
             self.shards[name] = ShardActor.options(
                 name=name, max_concurrency=cfg.ray.shard_max_concurrency, scheduling_strategy="SPREAD", **common,
-            ).remote(index, config_dict, self.embedder, self.extractor, dims)
+            ).remote(index, config_dict, self.embedders, self.extractors, dims)
         async with anyio.create_task_group() as tg:
             for handle in self.shards.values():
                 tg.start_soon(_ready, handle)
             if warm_llm:
-                tg.start_soon(_warm, self.extractor)
+                for extractor in self.extractors:
+                    tg.start_soon(_warm, extractor)
         self.router = Router(self.shards, call_timeout_s=cfg.ray.call_timeout_s,
                              restart_wait_s=cfg.ray.restart_wait_s)
         log.info("cluster_ready", shards=len(self.shards), ray_address=cfg.ray.address or "local")
         return self
 
     async def stats(self) -> dict[str, Any]:
+        embedders = [await handle.stats.remote() for handle in self.embedders]
+        extractors = [await handle.stats.remote() for handle in self.extractors]
         return {
-            "embedder": await self.embedder.stats.remote(),
-            "extractor": await self.extractor.stats.remote(),
+            "embedder": merge_stats(embedders),
+            "extractor": merge_stats(extractors),
+            "replicas": {"embedder": embedders, "extractor": extractors},
             "shards": [await handle.stats.remote() for handle in self.shards.values()],
             "router_retries": self.router.retries if self.router else 0,
         }
 
     async def stop(self) -> None:
         """Kill the actors of this runtime (Ray itself stays up for the process)."""
-        if self.extractor is not None:
+        for extractor in self.extractors:
             try:
-                await self.extractor.shutdown.remote()
+                await extractor.shutdown.remote()
             except ray.exceptions.RayActorError:
                 pass
-        for handle in [*self.shards.values(), self.embedder, self.extractor]:
-            if handle is not None:
-                ray.kill(handle, no_restart=True)
+        for handle in [*self.shards.values(), *self.embedders, *self.extractors]:
+            ray.kill(handle, no_restart=True)
+        for plan in self.plans.values():
+            remove_placement_groups(plan, self.config.ray.namespace)
         self.shards.clear()
+        self.embedders, self.extractors = [], []
+
+
+def merge_stats(replicas: list[dict[str, Any]]) -> dict[str, Any]:
+    """One view of several replicas' counters: sums, except peaks and maxima (max) and the mean batch."""
+    if len(replicas) == 1:
+        return replicas[0]
+    merged: dict[str, Any] = {}
+    for stats in replicas:
+        for key, value in stats.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if key.startswith(("peak", "max")):
+                merged[key] = max(merged.get(key, value), value)
+            else:
+                merged[key] = merged.get(key, 0) + value
+    if merged.get("batches"):
+        merged["mean_batch"] = round(merged["items"] / merged["batches"], 2)
+    merged["replicas"] = len(replicas)
+    return merged
 
 
 async def _ready(handle: Any) -> None:

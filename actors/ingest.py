@@ -33,7 +33,8 @@ import ray
 from tqdm import tqdm
 
 from actors.client import ClusterMemory
-from actors.remote import RemoteLLM, call_actor
+from actors.placement import find_replicas
+from actors.remote import RemoteEmbedder, RemoteLLM
 from runtime.config import MemoryPolicy
 from runtime.errors import MemstreamError
 from runtime.extraction import extract_facts
@@ -104,7 +105,7 @@ class ExtractFacts:
     """Ray Data actor-pool stage: fan a block's turns out to the shared extractor actor."""
 
     def __init__(self, namespace: str, policy: dict[str, Any]):
-        self._llm = RemoteLLM(ray.get_actor("extractor", namespace=namespace))
+        self._llm = RemoteLLM(find_replicas("extractor", namespace))
         self._policy = msgspec.convert(policy, MemoryPolicy)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +135,7 @@ class EmbedFacts:
     """Ray Data actor-pool stage: every fact of a block in one call to the embedder actor."""
 
     def __init__(self, namespace: str):
-        self._embedder = ray.get_actor("embedder", namespace=namespace)
+        self._embedder = RemoteEmbedder(find_replicas("embedder", namespace), dims=0)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         per_row = [json.loads(f) or [] for f in batch["facts"]]
@@ -148,7 +149,7 @@ class EmbedFacts:
         return batch
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
-        return await call_actor(lambda: self._embedder.embed.remote(texts), "embedder")
+        return await self._embedder.embed(texts)
 
 
 async def ingest(memory: ClusterMemory, path: Path, *, tenant: str | None = None, concurrency: int = 32,

@@ -22,6 +22,15 @@ from runtime.llms import make_llm
 from runtime.logs import configure_logging
 
 
+def placement() -> dict[str, Any]:
+    """What Ray gave this actor: its node, resources, GPU ids and placement group (for checks and ops)."""
+    context = ray.get_runtime_context()
+    group = ray.util.get_current_placement_group()
+    return {"node": context.get_node_id(), "resources": context.get_assigned_resources(),
+            "gpu_ids": [str(i) for i in ray.get_gpu_ids()], "placement_group": group.id.hex() if group else None,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
 @ray.remote(num_cpus=0, max_restarts=-1)
 class EmbedderActor:
     def __init__(self, section: dict[str, Any], max_batch: int, max_wait_ms: float, threads: int):
@@ -49,6 +58,9 @@ class EmbedderActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def placement(self) -> dict[str, Any]:
+        return placement()
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -95,6 +107,9 @@ class ExtractorActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def placement(self) -> dict[str, Any]:
+        return placement()
 
     async def shutdown(self) -> None:
         if self._llm is not None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import anyio
 from ray.exceptions import RayActorError
 
+from actors.balance import LeastLoaded
 from actors.replies import unwrap
 from runtime.errors import BackendUnavailable
 
@@ -51,27 +52,72 @@ async def call_actor(make_call: Callable[[], Any], backend: str, wait_s: float =
     return await through_restarts(once, what=f"the {backend} actor", backend=backend, wait_s=wait_s)
 
 
-class RemoteEmbedder:
-    def __init__(self, handle: Any, dims: int, wait_s: float = 60.0):
-        self._handle = handle
-        self.dims = dims
+class Replicas:
+    """Calls to a set of model actor replicas, each call to the least loaded one (``actors.balance``).
+
+    A call whose replica died is retried on another replica; a suspect replica is probed with a
+    cheap ``pid`` call (bounded by ``probe_timeout_s``) before it gets real calls again.
+    """
+
+    def __init__(self, handles: Any, *, wait_s: float = 60.0, cooldown_s: float = 10.0,
+                 probe_timeout_s: float = 2.0):
+        self.handles = list(handles) if isinstance(handles, list | tuple) else [handles]
+        self.balancer = LeastLoaded(len(self.handles), cooldown_s=cooldown_s)
         self._wait_s = wait_s
+        self._probe_timeout_s = probe_timeout_s
+
+    async def _pick(self) -> int:
+        for _ in range(len(self.handles) + 1):
+            choice = self.balancer.choose()
+            if not choice.probe:
+                return choice.index
+            ok = False
+            try:
+                with anyio.move_on_after(self._probe_timeout_s):
+                    await self.handles[choice.index].pid.remote()
+                    ok = True
+            except RESTARTING:
+                pass
+            finally:
+                self.balancer.probed(choice.index, ok)
+            if ok:
+                return choice.index
+        return self.balancer.choose().index
+
+    async def call(self, method: str, *args: Any, backend: str) -> Any:
+        async def once() -> Any:
+            index = await self._pick()
+            self.balancer.started(index)
+            failed = False
+            try:
+                return unwrap(await getattr(self.handles[index], method).remote(*args))
+            except RESTARTING:
+                failed = True
+                raise
+            finally:
+                self.balancer.finished(index, failed=failed)
+
+        return await through_restarts(once, what=f"the {backend} actor", backend=backend, wait_s=self._wait_s)
+
+
+class RemoteEmbedder:
+    def __init__(self, handles: Any, dims: int, wait_s: float = 60.0, cooldown_s: float = 10.0):
+        self._replicas = Replicas(handles, wait_s=wait_s, cooldown_s=cooldown_s)
+        self.dims = dims
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        return await call_actor(lambda: self._handle.embed.remote(texts), "embedder", self._wait_s)
+        return await self._replicas.call("embed", texts, backend="embedder")
 
     async def close(self) -> None:
         return None
 
 
 class RemoteLLM:
-    def __init__(self, handle: Any, wait_s: float = 60.0):
-        self._handle = handle
-        self._wait_s = wait_s
+    def __init__(self, handles: Any, wait_s: float = 60.0, cooldown_s: float = 10.0):
+        self._replicas = Replicas(handles, wait_s=wait_s, cooldown_s=cooldown_s)
 
     async def complete_json(self, messages: list[dict[str, str]], schema: dict[str, Any], *, name: str) -> str:
-        return await call_actor(lambda: self._handle.complete_json.remote(messages, schema, name), "llm",
-                                self._wait_s)
+        return await self._replicas.call("complete_json", messages, schema, name, backend="llm")
 
     async def close(self) -> None:
         return None

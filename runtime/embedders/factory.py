@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.config import EmbedderConfig, OpenAIEmbedderConfig, SentenceTransformersConfig
+from runtime.config import EmbedderConfig, OpenAIEmbedderConfig, SentenceTransformersConfig, VLLMEmbedderConfig
 from runtime.embedders.port import Embedder
 
 
@@ -15,7 +15,11 @@ def make_embedder(section: EmbedderConfig) -> Embedder:
         from runtime.embedders.sentence import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(section.model, device=section.device, threads=section.threads,
-                                           batch_size=section.batch_size)
+                                           batch_size=section.batch_size, precision=section.precision)
+    if isinstance(section, VLLMEmbedderConfig):
+        from runtime.embedders.vllm_pooling import VLLMPoolingEmbedder
+
+        return VLLMPoolingEmbedder(section)  # the engine starts on first use (or ``await start()``)
     assert isinstance(section, OpenAIEmbedderConfig)
     from runtime.embedders.openai import OpenAIEmbedder
 

@@ -59,6 +59,42 @@ def _is_cpu_build() -> bool:
         return True
 
 
+async def start_engine(args: Any, what: str) -> Any:
+    """Start vLLM's AsyncLLM from engine args in a worker thread (it blocks for tens of seconds)."""
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    try:
+        return await anyio.to_thread.run_sync(AsyncLLM.from_engine_args, args)
+    except Exception as exc:
+        raise BackendUnavailable(f"vLLM engine failed to start: {exc}", backend=what) from exc
+
+
+async def shutdown_engine(engine: Any) -> None:
+    context = getattr(getattr(engine, "engine_core", None), "ctx", None)
+    await anyio.to_thread.run_sync(lambda: engine.shutdown(timeout=10.0))
+    if context is not None:
+        # vLLM's shutdown leaves its ZeroMQ context open (a ResourceWarning at exit)
+        underlying = getattr(context, "_shadow_obj", context)
+        if not underlying.closed:
+            underlying.destroy(linger=0)
+    # AsyncLLM.__del__ shuts down again; at interpreter exit that fails noisily on half-torn-down modules
+    engine.shutdown = lambda *args, **kwargs: None
+    gc.collect()
+
+
+def engine_placement_args(tensor_parallel_size: int, backend: str, cpu: bool, gpu_memory_utilization: float,
+                          kv_cache_mb: int) -> dict[str, Any]:
+    """The engine arguments that depend on where the engine runs (pure, so the choice is testable)."""
+    args: dict[str, Any] = {"tensor_parallel_size": tensor_parallel_size}
+    if tensor_parallel_size > 1:
+        args["distributed_executor_backend"] = backend
+    if cpu:
+        args["kv_cache_memory_bytes"] = kv_cache_mb * 2**20
+    else:
+        args["gpu_memory_utilization"] = gpu_memory_utilization
+    return args
+
+
 class VLLMEngineLLM:
     def __init__(self, config: VLLMConfig):
         self.config = config
@@ -70,7 +106,6 @@ class VLLMEngineLLM:
         if self._engine is not None:
             return
         from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
 
         cfg = self.config
         self.model_path = await anyio.to_thread.run_sync(resolve_model, cfg.model)
@@ -80,17 +115,12 @@ class VLLMEngineLLM:
         args = AsyncEngineArgs(
             model=self.model_path, dtype=cfg.dtype, enforce_eager=cfg.enforce_eager,
             max_model_len=cfg.max_model_len, enable_prefix_caching=cfg.enable_prefix_caching,
-            max_num_seqs=cfg.max_num_seqs, tensor_parallel_size=cfg.tensor_parallel_size, seed=0,
-            disable_log_stats=False,
-            **({"kv_cache_memory_bytes": cfg.kv_cache_mb * 2**20} if cpu else
-               {"gpu_memory_utilization": cfg.gpu_memory_utilization}),
+            max_num_seqs=cfg.max_num_seqs, seed=0, disable_log_stats=False,
+            **engine_placement_args(cfg.tensor_parallel_size, cfg.distributed_executor_backend, cpu,
+                                    cfg.gpu_memory_utilization, cfg.kv_cache_mb),
         )
-        log.info("vllm_starting", model=self.model_path, cpu=cpu)
-        try:
-            # engine start blocks for tens of seconds: keep the event loop serving meanwhile
-            self._engine = await anyio.to_thread.run_sync(AsyncLLM.from_engine_args, args)
-        except Exception as exc:
-            raise BackendUnavailable(f"vLLM engine failed to start: {exc}", backend="llm") from exc
+        log.info("vllm_starting", model=self.model_path, cpu=cpu, tensor_parallel_size=cfg.tensor_parallel_size)
+        self._engine = await start_engine(args, "llm")
         self._tokenizer = self._engine.get_tokenizer()
         log.info("vllm_started", model=self.model_path)
 
@@ -126,24 +156,21 @@ class VLLMEngineLLM:
         return final.outputs[0].text
 
     def prefix_cache_stats(self) -> dict[str, float]:
-        """Queries and hits of vLLM's prefix cache (tokens), from its metrics."""
+        """Queries and hits of vLLM's prefix cache (tokens) from its metrics, and the hit rate.
+
+        The metrics are per process: with two engines in one process (not done here) they would add up.
+        """
         from vllm.v1.metrics.reader import Counter, get_metrics_snapshot
 
-        stats = {}
+        stats = {"prefix_cache_queries": 0.0, "prefix_cache_hits": 0.0}
         for metric in get_metrics_snapshot():
             if metric.name in ("vllm:prefix_cache_queries", "vllm:prefix_cache_hits") and isinstance(metric, Counter):
                 stats[metric.name.split(":")[1]] = float(metric.value)
+        queries = stats["prefix_cache_queries"]
+        stats["prefix_cache_hit_rate"] = round(stats["prefix_cache_hits"] / queries, 4) if queries else 0.0
         return stats
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
-            context = getattr(getattr(engine, "engine_core", None), "ctx", None)
-            await anyio.to_thread.run_sync(lambda: engine.shutdown(timeout=10.0))
-            if context is not None:
-                # vLLM's shutdown leaves its ZeroMQ context open (a ResourceWarning at exit)
-                underlying = getattr(context, "_shadow_obj", context)
-                if not underlying.closed:
-                    underlying.destroy(linger=0)
-            del engine
-            gc.collect()
+            await shutdown_engine(engine)

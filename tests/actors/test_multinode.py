@@ -1,4 +1,5 @@
-"""Two Ray nodes on one machine (Ray's own cluster utilities); remove one, its owners go on."""
+"""The cluster preset on two Ray nodes of one machine (Ray's own cluster utilities) with PostgreSQL:
+GPU placement by the resource policy, extractor replicas, and: remove a node, its owners go on."""
 
 from __future__ import annotations
 
@@ -28,15 +29,28 @@ def postgres_up() -> bool:
 async def test_owners_continue_on_the_surviving_node(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = str(ROOT)
-    with anyio.fail_after(600):
-        done = await anyio.run_process(
-            [sys.executable, str(ROOT / "tests" / "actors" / "multinode_check.py"), str(tmp_path), POSTGRES_DSN],
-            env=env, cwd=ROOT, check=False)
-    out = done.stdout.decode()
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
-    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
-    assert result["moved"], "SPREAD put no shard on the worker node"
+    # Ray's SPREAD is best effort: on a loaded box it has put both shards on the head node, which
+    # leaves nothing to test; such a run is repeated (in a fresh cluster) rather than counted
+    for attempt in range(3):
+        with anyio.fail_after(600):
+            done = await anyio.run_process(
+                [sys.executable, str(ROOT / "tests" / "actors" / "multinode_check.py"),
+                 str(tmp_path / f"attempt-{attempt}"), POSTGRES_DSN], env=env, cwd=ROOT, check=False)
+        out = done.stdout.decode()
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+        if result["moved"]:
+            break
+    assert result["moved"], "SPREAD put no shard on the worker node in 3 fresh clusters"
     assert all(node != result["worker"] for node in result["nodes_after"].values())
     assert all(seqs == [1, 2, 3, 4, 5, 6] for seqs in result["histories"].values()), result["histories"]
+    # the cluster preset's replicas: every extractor replica took some of the turns
+    assert len(result["extractor_calls"]) == 2 and all(calls > 0 for calls in result["extractor_calls"])
+    # the resource policy on a node with (declared) GPUs: TP 2 gets 2 GPUs, by either executor backend
+    placements = result["placements"]
+    assert placements["mp"]["on_gpu_node"] and len(placements["mp"]["gpu_ids"]) == 2
+    assert placements["mp"]["resources"].get("GPU") == 2 and placements["mp"]["placement_group"] is None
+    assert placements["ray"]["on_gpu_node"] and placements["ray"]["placement_group"]
+    assert "GPU" not in placements["ray"]["resources"]  # the GPUs are the bundles' (vLLM's workers)
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {result['schema']} CASCADE")
