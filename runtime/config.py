@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -26,7 +26,8 @@ PRESETS_DIR = PROJECT_ROOT / "configs"
 ENV_PREFIX = "MEMSTREAM_"
 # Environment variables that are settings of their own, not config-tree paths.
 _ENV_NOT_CONFIG = {"MEMSTREAM_CONFIG", "MEMSTREAM_QDRANT_URL", "MEMSTREAM_MEMGRAPH_URL", "MEMSTREAM_POSTGRES_DSN",
-                   "MEMSTREAM_CACHE_DIR", "MEMSTREAM_TOKEN_SECRET"}
+                   "MEMSTREAM_CACHE_DIR", "MEMSTREAM_TOKEN_SECRET",
+                   "MEMSTREAM_FUZZ_FRAMES", "MEMSTREAM_RELIABILITY_JSON"}  # test-suite settings
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -41,7 +42,7 @@ class VLLMConfig(_Section, tag="vllm", tag_field="provider"):
     dtype: str = "float32"  # the CPU build; use bfloat16 on GPUs
     max_model_len: int = 2048
     enforce_eager: bool = True
-    tensor_parallel_size: int = 1
+    tensor_parallel_size: Annotated[int, msgspec.Meta(ge=1)] = 1
     gpu_memory_utilization: float = 0.85
     enable_prefix_caching: bool = True
     max_num_seqs: int = 32
@@ -50,6 +51,11 @@ class VLLMConfig(_Section, tag="vllm", tag_field="provider"):
     repetition_penalty: float = 1.15
     max_tokens: int = 192
     timeout_s: float = 120.0
+    # "auto": GPUs when the Ray cluster has any; "cuda" fails at start if it has none
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # tensor_parallel_size > 1 only: "mp" runs the workers inside the extractor actor's node on the
+    # GPUs Ray gave it; "ray" puts them in a placement group of one-GPU bundles (see actors/resources.py)
+    distributed_executor_backend: Literal["mp", "ray"] = "mp"
 
 
 class OpenAIConfig(_Section, tag="openai", tag_field="provider"):
@@ -78,6 +84,21 @@ class SentenceTransformersConfig(_Section, tag="sentence_transformers", tag_fiel
     device: str = "cpu"
     threads: int = 1
     batch_size: int = 64
+    precision: Literal["float32", "float16", "bfloat16"] = "float32"  # half precision only on CUDA
+
+
+class VLLMEmbedderConfig(_Section, tag="vllm", tag_field="provider"):
+    """An embedding model on vLLM's pooling runner, in-process (CPU build here, GPU in production)."""
+
+    model: str = "all-MiniLM-L6-v2"  # a folder, or the packaged model's name
+    dtype: str = "float32"
+    max_model_len: int = 256  # longer texts are truncated, as sentence-transformers does for MiniLM
+    enforce_eager: bool = True
+    max_num_seqs: int = 256
+    gpu_memory_utilization: float = 0.2  # a small encoder: leave the GPU to others
+    kv_cache_mb: int = 64  # CPU only
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    timeout_s: float = 30.0
 
 
 class OpenAIEmbedderConfig(_Section, tag="openai", tag_field="provider"):
@@ -88,7 +109,7 @@ class OpenAIEmbedderConfig(_Section, tag="openai", tag_field="provider"):
     timeout_s: float = 30.0
 
 
-EmbedderConfig = SentenceTransformersConfig | OpenAIEmbedderConfig
+EmbedderConfig = SentenceTransformersConfig | VLLMEmbedderConfig | OpenAIEmbedderConfig
 
 
 # --- vector store ------------------------------------------------------------------------
@@ -135,6 +156,47 @@ class PostgresJournalConfig(_Section, tag="postgres", tag_field="provider"):
 JournalConfig = SQLiteJournalConfig | PostgresJournalConfig
 
 
+# --- graph store -------------------------------------------------------------------------
+class LadybugConfig(_Section, tag="ladybug", tag_field="provider"):
+    """LadybugDB (the Kuzu fork) in-process: one database directory, locked by one process."""
+
+    path: str = "graph"  # relative to data_dir (per shard on Ray)
+    buffer_pool_mb: int = 256
+    threads: int = 1
+
+
+class MemgraphConfig(_Section, tag="memgraph", tag_field="provider"):
+    """Memgraph over Bolt (neo4j async driver); the URL falls back to MEMSTREAM_MEMGRAPH_URL."""
+
+    url: str | None = None
+    username: str = ""
+    password_env: str = "MEMGRAPH_PASSWORD"
+    max_pool_size: int = 32
+    timeout_s: float = 10.0
+    max_retry_time_s: float = 15.0  # managed write transactions are retried on transient errors this long
+
+
+GraphStoreConfig = LadybugConfig | MemgraphConfig
+
+
+class GraphPolicy(_Section):
+    """Graph memory: entities and relations extracted from each turn, next to the memories."""
+
+    enabled: bool = False
+    max_relations: int = 4  # bounded: a small model loops on an unbounded schema
+    max_name_chars: int = 60
+    # cosine of entity-name embeddings, among the owner's entities: MiniLM put "Acme Corp" at 0.98 of
+    # "Acme Corporation" but "Acme Industries" at 0.91, "NYC" at 0.92 of "New York City"
+    entity_match_threshold: float = 0.93
+    candidates: int = 3  # similar entities fetched per new name
+    search_limit: int = 10
+    scan_limit: int = 20_000  # most relations one owner's graph read looks at
+    # relationships that hold one value at a time: a new one invalidates the old ("moved to Paris")
+    exclusive: list[str] = msgspec.field(default_factory=lambda: [
+        "lives_in", "works_at", "works_as", "is_married_to", "is_named", "is_aged", "studies_at", "has_job",
+        "drives", "is_dating"])
+
+
 # --- engine ------------------------------------------------------------------------------
 class MemoryPolicy(_Section):
     """How ``add`` decides: limits that keep a small model honest, retries, queue bounds."""
@@ -145,6 +207,7 @@ class MemoryPolicy(_Section):
     existing_top_k: int = 5
     llm_retries: int = 2
     mailbox_capacity: int = 64
+    subscriber_queue: int = 1024  # live events buffered per subscriber before it is told to resync
     default_search_limit: int = 10
     max_page_size: int = 1000
 
@@ -160,11 +223,42 @@ class RayConfig(_Section):
     embedder_max_wait_ms: float = 5.0
     embedder_threads: int = 1
     extractor_max_concurrency: int = 128
+    # model actor replicas; callers send each call to the replica with the fewest calls in flight
+    extractor_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
+    embedder_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
+    extractor_cpus: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # Ray CPUs reserved per replica
+    embedder_cpus: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    embedder_gpus: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0  # per replica, when it runs on a GPU
+    # ray executor only: how the tensor-parallel bundles of one replica are placed
+    extractor_placement: Literal["STRICT_PACK", "PACK", "SPREAD", "STRICT_SPREAD"] = "STRICT_PACK"
+    replica_cooldown_s: float = 10.0  # a replica that failed gets no new calls for this long
     call_timeout_s: float = 300.0
     restart_wait_s: float = 60.0
     event_batch: int = 256
     event_backpressure: int = 32
     include_dashboard: bool = False
+
+
+class GatewayConfig(_Section):
+    """The WebSocket front door: where it listens and the limits that keep one client from hurting others."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    runtime: Literal["ray", "local"] = "ray"  # shard actors on Ray, or the engine in the gateway's process
+    token_secret_env: str = "MEMSTREAM_TOKEN_SECRET"  # HS256 secret; unset: a dev secret kept in data_dir
+    token_ttl_s: int = 86400
+    allowed_origins: list[str] | None = None  # browsers only; None admits any Origin
+    max_frame_bytes: int = 1 << 20  # larger frames close the socket with 1009
+    max_connections: int = 20000
+    max_in_flight: int = 64  # requests per connection being worked on at once
+    rate_per_s: float = 200.0  # requests per connection per second (token bucket)
+    rate_burst: int = 400
+    max_subscriptions: int = 64  # per connection (each has its own bounded queue: memory.subscriber_queue)
+    outbound_queue: int = 4096  # frames buffered per connection before it is closed with 1013
+    heartbeat_s: float = 15.0
+    auth_timeout_s: float = 30.0
+    request_timeout_s: float = 600.0
+    shutdown_grace_s: float = 60.0
 
 
 class LogConfig(_Section):
@@ -180,16 +274,20 @@ class Config(_Section):
     vector_store: VectorStoreConfig = msgspec.field(default_factory=QdrantEdgeConfig)
     journal: JournalConfig = msgspec.field(default_factory=SQLiteJournalConfig)
     memory: MemoryPolicy = msgspec.field(default_factory=MemoryPolicy)
+    graph: GraphPolicy = msgspec.field(default_factory=GraphPolicy)
+    graph_store: GraphStoreConfig = msgspec.field(default_factory=LadybugConfig)
     ray: RayConfig = msgspec.field(default_factory=RayConfig)
+    gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
 
     def data_path(self, relative: str) -> Path:
-        path = Path(relative)
-        return path if path.is_absolute() else Path(self.data_dir) / path
+        """A store's file or folder: always inside ``data_dir`` (no absolute paths, no ``..``)."""
+        return Path(self.data_dir) / _contained(relative, "path")
 
 
 _DEFAULT_PROVIDERS = {"llm": "vllm", "embedder": "sentence_transformers", "vector_store": "qdrant_edge",
-                      "journal": "sqlite"}
+                      "journal": "sqlite",
+                      "graph_store": "ladybug"}
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -206,14 +304,46 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _contained(relative: str, field: str) -> Path:
+    """A path relative to ``data_dir`` that cannot leave it; ConfigError naming the field otherwise."""
+    path = Path(relative)
+    if not relative or "\x00" in relative or path.is_absolute() or ".." in path.parts:
+        raise ConfigError(f"invalid configuration: {field} must be a relative path inside data_dir "
+                          f"(no absolute path, no '..'), got {relative!r}")
+    return path
+
+
+def _check_paths(config: Config) -> Config:
+    """Store paths stay inside ``data_dir``; ``data_dir`` itself (the operator's choice, absolute or
+    relative) must be a directory if it exists."""
+    data_dir = config.data_dir
+    if not data_dir or "\x00" in data_dir or (os.path.exists(data_dir) and not os.path.isdir(data_dir)):
+        raise ConfigError(f"invalid configuration: data_dir must be a directory, got {data_dir!r} - at $.data_dir")
+    for section in ("vector_store", "journal", "graph_store"):
+        relative = getattr(getattr(config, section), "path", None)
+        if relative is not None:
+            _contained(relative, f"$.{section}.path")
+    return config
+
+
 def _read_yaml(source: str) -> dict[str, Any]:
     path = Path(source)
-    if not path.suffix and (PRESETS_DIR / f"{source}.yaml").is_file():
-        path = PRESETS_DIR / f"{source}.yaml"
+    if not path.suffix and path.name == source and (PRESETS_DIR / f"{source}.yaml").is_file():
+        path = PRESETS_DIR / f"{source}.yaml"  # a preset by bare name only
     try:
+        if not path.is_file():  # a folder, a device (/dev/zero), a FIFO: not a config file
+            raise FileNotFoundError(source) if not path.exists() else ConfigError(
+                f"config file {source} is not a regular file")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {source} is larger than {MAX_CONFIG_BYTES} bytes")
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {source}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # unreadable, not UTF-8, nested too deep
+        raise ConfigError(f"config file {source} cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {source} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -254,9 +384,10 @@ def load_config(
         if isinstance(layers.get(section), dict):
             layers[section].setdefault("provider", provider)
     try:
-        return msgspec.convert(layers, Config, strict=False)
+        config = msgspec.convert(layers, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
+    return _check_paths(config)
 
 
 def cache_dir() -> Path:

@@ -4,6 +4,10 @@ Write path (one owner at a time, through the owner's mailbox): extract facts →
 fetch similar memories → decide → append to the journal (the commit point) → apply to
 the vector store → publish events. A crash after the append is repaired by re-applying
 journal entries past the store's watermark, on the next write of that owner and on open.
+
+With graph memory on, a second LLM call (concurrent with the first) extracts relations; they
+are resolved against the owner's entities, journaled in the same transaction and seq as the
+memories, and projected into the graph store, which keeps a watermark of its own.
 """
 
 from __future__ import annotations
@@ -19,18 +23,30 @@ import msgspec
 import structlog
 
 from runtime import reconcile
+from runtime import relations as graph_rules
 from runtime.clock import Clock, SystemClock, iso
 from runtime.config import Config, load_config
 from runtime.embedders import Embedder, make_embedder
 from runtime.errors import BackendUnavailable, InvalidRequest, NotFound
 from runtime.events import EventHub
-from runtime.extraction import ask, extract_facts
+from runtime.extraction import ask, extract_facts, extract_relations
 from runtime.filters import matches, parse_filters
+from runtime.graphs import EntityNode, GraphStore, RelationEdge, make_graph_store
 from runtime.journal import Journal, make_journal
 from runtime.llms import LLM, make_llm
 from runtime.mailbox import OwnerMailboxes
 from runtime.messages import normalize_messages
-from runtime.model import EntryDraft, JournalEntry, MemoryEvent, MemoryRecord, Scope, make_scope, replay
+from runtime.model import (
+    EntryDraft,
+    JournalEntry,
+    MemoryEvent,
+    MemoryRecord,
+    Scope,
+    event_from_entry,
+    make_scope,
+    replay,
+    replay_relations,
+)
 from runtime.prompts import decision_schema, render_decision
 from runtime.results import change_dict, owner_scope, record_dict
 from runtime.vectors import VectorStore, make_vector_store
@@ -38,7 +54,9 @@ from runtime.vectors import VectorStore, make_vector_store
 log = structlog.get_logger("memstream.engine")
 T = TypeVar("T")
 VECTORS = "vectors"  # projection name for watermarks
+GRAPH = "graph"
 MAX_METADATA_BYTES = 16_384
+MAX_METADATA_DEPTH = 32
 
 
 class AddOutcome(msgspec.Struct):
@@ -53,6 +71,8 @@ def _check_metadata(metadata: Any) -> dict[str, Any]:
         return {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
         raise InvalidRequest("metadata must be an object with string keys")
+    if _depth(metadata) > MAX_METADATA_DEPTH:  # stores refuse to read back what nests deeper (serde's limit)
+        raise InvalidRequest(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
     try:
         size = len(json.dumps(metadata))
     except (TypeError, ValueError):
@@ -60,6 +80,47 @@ def _check_metadata(metadata: Any) -> dict[str, Any]:
     if size > MAX_METADATA_BYTES:
         raise InvalidRequest(f"metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")
     return metadata
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest (iterative: the input may be hostile)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _edge_of(entry: JournalEntry) -> RelationEdge:
+    fact = entry.relation
+    assert fact is not None
+    return RelationEdge(id=entry.memory_id, tenant=entry.tenant, scope=entry.scope, source_id=fact.source_id,
+                        source=fact.source, relationship=fact.relationship, destination_id=fact.destination_id,
+                        destination=fact.destination, valid_at=fact.valid_at, invalid_at=fact.invalid_at,
+                        created_at=entry.created_at, updated_at=entry.updated_at, version=entry.version)
+
+
+async def _both(first: Callable[[], Awaitable[T]], second: Callable[[], Awaitable[Any]] | None) -> tuple[T, Any]:
+    """Run two independent steps concurrently; the first failure is raised as itself (not as a group)."""
+    if second is None:
+        return await first(), None
+    outcomes: list[tuple[bool, Any]] = [(False, None), (False, None)]
+
+    async def run(index: int, step: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            outcomes[index] = (True, await step())
+        except Exception as exc:  # re-raised below, after the other step finished or failed too
+            outcomes[index] = (False, exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, 0, first)
+        tg.start_soon(run, 1, second)
+    for ok, value in outcomes:
+        if not ok:
+            raise value
+    return outcomes[0][1], outcomes[1][1]
 
 
 class _Stopwatch:
@@ -83,21 +144,25 @@ class AsyncMemory:
         journal: Journal | None = None,
         clock: Clock | None = None,
         hub: EventHub | None = None,
+        graph_store: GraphStore | None = None,
     ):
         self.config = config or load_config()
         self._llm = llm
         self._embedder = embedder
         self._vectors = vector_store
         self._journal = journal
+        self._graph = graph_store
         self._clock = clock or SystemClock()
-        self.hub = hub or EventHub()
+        self.hub = hub or EventHub(self.config.memory.subscriber_queue)
         self._mailboxes = OwnerMailboxes(self.config.memory.mailbox_capacity)
         self._applied: dict[tuple[str, str], int] = {}
+        self._graph_applied: dict[tuple[str, str], int] = {}
         self._open_lock = anyio.Lock()
         self._llm_lock = anyio.Lock()
         self._opened = False
         # adapters passed in belong to the caller; only the ones built here are closed here
-        self._injected = {id(part) for part in (llm, embedder, vector_store, journal) if part is not None}
+        self._injected = {id(part) for part in (llm, embedder, vector_store, journal, graph_store)
+                          if part is not None}
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> AsyncMemory:
@@ -112,12 +177,16 @@ class AsyncMemory:
             if self._vectors is None:
                 self._vectors = make_vector_store(self.config)
             await self._vectors.open(self._embedder.dims)
+            if self.graph_enabled:
+                if self._graph is None:
+                    self._graph = make_graph_store(self.config)
+                await self._graph.open(self._embedder.dims)
             self._opened = True
         await self.recover()
         return self
 
     async def close(self) -> None:
-        for part in (self._llm, self._embedder, self._vectors, self._journal):
+        for part in (self._llm, self._embedder, self._vectors, self._graph, self._journal):
             if part is not None and id(part) not in self._injected:
                 await part.close()
         self._opened = False
@@ -150,6 +219,15 @@ class AsyncMemory:
         return self._vectors
 
     @property
+    def graph_enabled(self) -> bool:
+        return self.config.graph.enabled
+
+    @property
+    def graph(self) -> GraphStore:
+        assert self._graph is not None, "graph memory is off or AsyncMemory is not open"
+        return self._graph
+
+    @property
     def embedder(self) -> Embedder:
         assert self._embedder is not None, "AsyncMemory is not open"
         return self._embedder
@@ -167,54 +245,115 @@ class AsyncMemory:
 
     # ---- recovery ------------------------------------------------------------------------
     async def recover(self) -> int:
-        """Re-apply every journal entry the vector store missed (after a crash or an outage)."""
+        """Re-apply every journal entry a projection (vector store, graph store) missed."""
         repaired = 0
-        for tenant, owner, watermark, head in await self.journal.lagging(VECTORS):
+        projections = [VECTORS, GRAPH] if self.graph_enabled else [VECTORS]
+        lagging: dict[tuple[str, str], int] = {}
+        for projection in projections:
+            for tenant, owner, watermark, head in await self.journal.lagging(projection):
+                lagging[(tenant, owner)] = max(lagging.get((tenant, owner), 0), head - watermark)
+        for (tenant, owner), behind in sorted(lagging.items()):
             await self._serialized(tenant, owner, lambda t=tenant, o=owner: self._catch_up(t, o))
-            repaired += head - watermark
+            repaired += behind
         if repaired:
             log.info("recovered", entries=repaired)
         return repaired
 
     async def _catch_up(self, tenant: str, owner: str) -> None:
+        """Bring each projection of the owner up to the journal's head (once per process and owner,
+        or again after a failed apply)."""
         key = (tenant, owner)
-        if key in self._applied:
-            return
-        watermark = await self.journal.watermark(VECTORS, tenant, owner)
-        pending = await self.journal.read(tenant, owner, after_seq=watermark)
-        if pending:
-            await self._apply(pending, {})
-            log.info("projection_caught_up", tenant=tenant, owner=owner, entries=len(pending))
-        else:
-            self._applied[key] = watermark
+        steps = [(VECTORS, self._applied, self._apply_vectors)]
+        if self.graph_enabled:
+            steps.append((GRAPH, self._graph_applied, self._apply_graph))
+        for projection, applied, apply in steps:
+            if key in applied:
+                continue
+            watermark = await self.journal.watermark(projection, tenant, owner)
+            pending = await self.journal.read(tenant, owner, after_seq=watermark)
+            if pending:
+                await apply(pending, {})
+                log.info("projection_caught_up", projection=projection, tenant=tenant, owner=owner,
+                         entries=len(pending))
+            else:
+                applied[key] = watermark
 
     async def _apply(self, entries: list[JournalEntry], known: dict[str, list[float]]) -> None:
+        """Journal entries → every projection, idempotently."""
+        await self._apply_vectors(entries, known)
+        if self.graph_enabled:
+            await self._apply_graph(entries, known)
+
+    def _committed_but_unapplied(self, exc: BackendUnavailable, store: str, last: JournalEntry) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"{exc} - the change is committed to the journal (seq {last.seq}) and will be applied "
+            f"when the {store} is back; retry with the same request_id to get the result",
+            backend=exc.backend, committed_seq=last.seq,
+        )
+
+    async def _embed_missing(self, texts: list[str], known: dict[str, list[float]]) -> dict[str, list[float]]:
+        vectors = dict(known)
+        missing = list(dict.fromkeys(t for t in texts if t not in vectors))
+        if missing:
+            vectors.update(zip(missing, await self.embedder.embed(missing)))
+        return vectors
+
+    async def _apply_vectors(self, entries: list[JournalEntry], known: dict[str, list[float]]) -> None:
         """Journal entries → vector store, idempotently (final state per memory id)."""
         if not entries:
             return
         final: dict[str, JournalEntry] = {}
         for entry in entries:
-            final[entry.memory_id] = entry
+            if entry.kind == "memory":
+                final[entry.memory_id] = entry
         live = [e.record() for e in final.values() if e.event != "DELETE"]
         gone = [e.memory_id for e in final.values() if e.event == "DELETE"]
-        missing = [r.text for r in live if r.text not in known]
-        vectors = dict(known)
-        if missing:
-            vectors.update(zip(missing, await self.embedder.embed(missing)))
+        vectors = await self._embed_missing([r.text for r in live], known)
         last = entries[-1]
         key = (last.tenant, last.owner)
         try:
-            await self.vectors.upsert(live, [vectors[r.text] for r in live])
-            await self.vectors.delete(gone)
+            if live:
+                await self.vectors.upsert(live, [vectors[r.text] for r in live])
+            if gone:
+                await self.vectors.delete(gone)
         except BackendUnavailable as exc:
             self._applied.pop(key, None)
-            raise BackendUnavailable(
-                f"{exc} - the change is committed to the journal (seq {last.seq}) and will be applied "
-                "when the vector store is back; retry with the same request_id to get the result",
-                backend=exc.backend, committed_seq=last.seq,
-            ) from exc
+            raise self._committed_but_unapplied(exc, "vector store", last) from exc
         await self.journal.set_watermark(VECTORS, last.tenant, last.owner, last.seq)
         self._applied[key] = last.seq
+
+    async def _apply_graph(self, entries: list[JournalEntry], known: dict[str, list[float]]) -> None:
+        """Journal entries → graph store, idempotently (final state per relation id; entities come from
+        the relations that still exist)."""
+        if not entries:
+            return
+        final: dict[str, JournalEntry] = {}
+        for entry in entries:
+            if entry.kind == "relation" and entry.relation is not None:
+                final[entry.memory_id] = entry
+        last = entries[-1]
+        key = (last.tenant, last.owner)
+        if final:
+            edges = [_edge_of(e) for e in final.values() if e.event != "DELETE"]
+            deleted = [e.memory_id for e in final.values() if e.event == "DELETE"]
+            entities: dict[str, EntityNode] = {}
+            for edge in edges:
+                for entity_id, name in ((edge.source_id, edge.source), (edge.destination_id, edge.destination)):
+                    entities.setdefault(entity_id, EntityNode(
+                        id=entity_id, tenant=edge.tenant, owner=edge.owner, name=name,
+                        key=graph_rules.name_key(name), created_at=edge.created_at))
+            texts = [e.name for e in entities.values()] + [e.fact().text() for e in edges]
+            vectors = await self._embed_missing(texts, known)
+            try:
+                await self.graph.apply(
+                    last.tenant, last.owner, entities=list(entities.values()),
+                    entity_vectors=[vectors[e.name] for e in entities.values()], relations=edges,
+                    relation_vectors=[vectors[e.fact().text()] for e in edges], deleted=deleted)
+            except BackendUnavailable as exc:
+                self._graph_applied.pop(key, None)
+                raise self._committed_but_unapplied(exc, "graph store", last) from exc
+        await self.journal.set_watermark(GRAPH, last.tenant, last.owner, last.seq)
+        self._graph_applied[key] = last.seq
 
     async def _commit(
         self, tenant: str, owner: str, drafts: list[EntryDraft], known: dict[str, list[float]],
@@ -228,9 +367,12 @@ class AsyncMemory:
         if appended.replayed_result is not None:
             return msgspec.json.decode(appended.replayed_result), []
         started = time.perf_counter()
-        await self._apply(appended.entries, known)
+        try:
+            await self._apply(appended.entries, known)
+        finally:
+            # committed is committed: subscribers follow the journal even while a projection lags
+            self.hub.publish(appended.entries)
         watch.lap("store", started)
-        self.hub.publish(appended.entries)
         return result, appended.entries
 
     def _today(self) -> dt.date:
@@ -276,17 +418,25 @@ class AsyncMemory:
         if request_id is not None:
             prior = await self.journal.find_request(tenant, scope.owner, request_id)
             if prior is not None:
+                # the first attempt may have failed after its commit: bring the projections up to
+                # the journal before answering as the first time (or fail again, saying so)
+                await self._catch_up(tenant, scope.owner)
                 return AddOutcome(result=msgspec.json.decode(prior), timings_ms={}, entries=[], replayed=True)
         await self._catch_up(tenant, scope.owner)
-        known: dict[str, list[float]] = {}
-        existing: dict[str, MemoryRecord] = {}
-        if not infer:
-            decisions = reconcile.verbatim_decisions(messages)
-        else:
-            if facts is None:
-                facts = await self._extract(messages, watch)
-            decisions, existing, known = await self._reconcile(facts, fact_vectors, scope, tenant, watch)
         now = iso(self._clock.now())
+
+        async def memories() -> tuple[list, dict[str, MemoryRecord], dict[str, list[float]]]:
+            if not infer:
+                return reconcile.verbatim_decisions(messages), {}, {}
+            found = facts if facts is not None else await self._extract(messages, watch)
+            return await self._reconcile(found, fact_vectors, scope, tenant, watch)
+
+        graph_step = None
+        if self.graph_enabled and infer:
+            async def graph_step() -> tuple[list[EntryDraft], dict[str, list[float]]]:
+                return await self._graph_changes(messages, scope, tenant, now, request_id, watch)
+
+        (decisions, existing, known), graph_out = await _both(memories, graph_step)
         role = next((m.role for m in messages if m.role != "system"), None)
         actor = next((m.name for m in messages if m.name), None)
         drafts = reconcile.build_entries(decisions, existing=existing, scope=scope, tenant=tenant,
@@ -296,9 +446,54 @@ class AsyncMemory:
             started = time.perf_counter()
             known.update(zip(texts, await self.embedder.embed(texts)))
             watch.lap("embedding", started)
-        result = {"results": [change_dict(d) for d in drafts]}
+        result: dict[str, Any] = {"results": [change_dict(d) for d in drafts]}
+        if self.graph_enabled:
+            relation_drafts, relation_vectors = graph_out or ([], {})
+            known.update(relation_vectors)
+            result["relations"] = [graph_rules.change_dict(d) for d in relation_drafts]
+            drafts = [*drafts, *relation_drafts]
         result, entries = await self._commit(tenant, scope.owner, drafts, known, request_id, result, watch)
         return AddOutcome(result=result, timings_ms=watch.ms, entries=entries, replayed=bool(drafts) and not entries)
+
+    async def _graph_changes(self, messages: list, scope: Scope, tenant: str, now: str, request_id: str | None,
+                             watch: _Stopwatch) -> tuple[list[EntryDraft], dict[str, list[float]]]:
+        """Graph memory for one turn: extract triples, resolve their entities among the owner's
+        (by name, then by embedding), decide what they add and invalidate. Returns the drafts and
+        the vectors computed on the way (names, relation texts), reused by the apply."""
+        policy = self.config.graph
+        started = time.perf_counter()
+        triples = await extract_relations(await self._get_llm(), messages, scope.owner, policy,
+                                          self.config.memory.llm_retries, self._today(),
+                                          grounded=self.config.memory.require_grounding)
+        watch.lap("graph_extraction", started)
+        if not triples:
+            return [], {}
+        started = time.perf_counter()
+        names = graph_rules.names_of(triples)
+        # one embedding batch: every name, and each relation's text as said (what it usually stays once
+        # resolved); only texts whose names resolve to another spelling are embedded again below
+        said = [graph_rules.said_text(t) for t in triples if not t.ended]
+        wanted = list(dict.fromkeys([*names.values(), *said]))
+        vectors: dict[str, list[float]] = dict(zip(wanted, await self.embedder.embed(wanted)))
+        exact = await self.graph.entities_by_key(tenant, scope.owner, list(names))
+        unresolved = [key for key in names if key not in {e.key for e in exact}]
+        similar = {key: await self.graph.similar_entities(tenant, scope.owner, vectors[names[key]], policy.candidates)
+                   for key in unresolved}
+        entities = graph_rules.resolve_entities(names, tenant=tenant, owner=scope.owner, exact=exact,
+                                                similar=similar, threshold=policy.entity_match_threshold, now=now)
+        # what the turn could contradict: the owner's valid relations of the same kinds from the same sources
+        current = await self.graph.relations(tenant, scope.owner, source_ids=sorted({e.id for e in entities.values()}),
+                                             relationships=sorted({t.relationship for t in triples}),
+                                             limit=policy.scan_limit)
+        drafts = graph_rules.plan_relations(triples, entities, current, exclusive=policy.exclusive, scope=scope,
+                                            tenant=tenant, now=now, cause=request_id)
+        texts = [d.relation.text() for d in drafts if d.relation is not None]
+        texts += [e.name for e in entities.values()]
+        missing = list(dict.fromkeys(t for t in texts if t not in vectors))
+        if missing:
+            vectors.update(zip(missing, await self.embedder.embed(missing)))
+        watch.lap("graph", started)
+        return drafts, vectors
 
     async def extract_facts(self, messages: Any) -> list[str]:
         """LLM call 1 alone (no store access, no mailbox): batch ingestion runs it upstream."""
@@ -399,16 +594,21 @@ class AsyncMemory:
         tenant = self._tenant(tenant)
         await self._ready()
 
-        async def work() -> int:
+        async def work() -> tuple[int, int]:
             await self._catch_up(tenant, scope.owner)
             records = await self._all_records(tenant, scope)
             now = iso(self._clock.now())
             drafts = [reconcile.delete_entry(r, now, "delete_all") for r in records]
+            edges = await self._all_relations(tenant, scope) if self.graph_enabled else []
+            drafts += [graph_rules.delete_entry(edge, now, "delete_all") for edge in edges]
             await self._commit(tenant, scope.owner, drafts, {}, None, {}, _Stopwatch())
-            return len(drafts)
+            return len(records), len(edges)
 
-        deleted = await self._serialized(tenant, scope.owner, work)
-        return {"message": "Memories deleted successfully!", "deleted": deleted}
+        deleted, relations = await self._serialized(tenant, scope.owner, work)
+        result: dict[str, Any] = {"message": "Memories deleted successfully!", "deleted": deleted}
+        if self.graph_enabled:
+            result["deleted_relations"] = relations
+        return result
 
     async def reset(self, *, tenant: str | None = None) -> dict[str, Any]:
         """Delete every memory of the tenant - journaled like any other delete, so history survives."""
@@ -419,6 +619,17 @@ class AsyncMemory:
             result = await self.delete_all(tenant=tenant, **owner_scope(owner).fields())
             deleted += result["deleted"]
         return {"message": "Memory store reset", "deleted": deleted}
+
+    async def _all_relations(self, tenant: str, scope: Scope) -> list[RelationEdge]:
+        """Every relation of the scope, invalidated ones too, paged (delete_all)."""
+        edges: list[RelationEdge] = []
+        page = self.config.memory.max_page_size
+        while True:
+            batch = await self.graph.relations(tenant, scope.owner, scope=scope, include_invalid=True, limit=page,
+                                               offset=len(edges))
+            edges.extend(batch)
+            if len(batch) < page or len(edges) >= self.config.graph.scan_limit:
+                return edges
 
     async def _all_records(self, tenant: str, scope: Scope) -> list[MemoryRecord]:
         records: list[MemoryRecord] = []
@@ -438,20 +649,32 @@ class AsyncMemory:
     async def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                       filters: dict[str, Any] | None = None, limit: int = 100, offset: int = 0,
                       as_of: int | float | str | dt.datetime | None = None,
-                      tenant: str | None = None) -> dict[str, Any]:
+                      include_invalidated: bool = False, tenant: str | None = None) -> dict[str, Any]:
         """Memories in scope, paged. ``as_of`` (a seq, a datetime or an ISO time) replays the journal
-        to answer with what was known then."""
+        to answer with what was known then. With graph memory on, ``relations`` lists the scope's
+        relations (valid ones; invalidated ones too with ``include_invalidated``), paged alike."""
         scope = make_scope(user_id, agent_id, run_id)
         expr = parse_filters(filters)
         limit, offset = self._page(limit, offset)
         tenant = self._tenant(tenant)
         await self._ready()
+        edges: list[RelationEdge] = []
         if as_of is None:
             records = await self.vectors.list(tenant=tenant, scope=scope, filters=expr, limit=limit, offset=offset)
+            if self.graph_enabled:
+                edges = await self.graph.relations(tenant, scope.owner, scope=scope,
+                                                   include_invalid=include_invalidated, limit=limit, offset=offset)
         else:
-            records = await self._as_of(tenant, scope, as_of)
+            entries = await self._journal_as_of(tenant, scope, as_of)
+            records = _in_scope(replay(entries).values(), scope)
             records = [r for r in records if matches(expr, r.metadata)][offset:offset + limit]
-        return {"results": [record_dict(r) for r in records]}
+            if self.graph_enabled:
+                edges = [_edge_of(e) for e in _in_scope(replay_relations(entries).values(), scope)]
+                edges = [e for e in edges if include_invalidated or e.invalid_at is None][offset:offset + limit]
+        result: dict[str, Any] = {"results": [record_dict(r) for r in records]}
+        if self.graph_enabled:
+            result["relations"] = [graph_rules.relation_dict(e.id, e.fact()) for e in edges]
+        return result
 
     def _page(self, limit: int, offset: int) -> tuple[int, int]:
         if not isinstance(limit, int) or not 1 <= limit <= self.config.memory.max_page_size:
@@ -460,7 +683,8 @@ class AsyncMemory:
             raise InvalidRequest("offset must be a non-negative integer")
         return limit, offset
 
-    async def _as_of(self, tenant: str, scope: Scope, as_of: int | float | str | dt.datetime) -> list[MemoryRecord]:
+    async def _journal_as_of(self, tenant: str, scope: Scope,
+                             as_of: int | float | str | dt.datetime) -> list[JournalEntry]:
         until_seq = until_ts = None
         if isinstance(as_of, bool):
             raise InvalidRequest("as_of must be a seq (int), a datetime or an ISO-8601 time")
@@ -476,10 +700,7 @@ class AsyncMemory:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=dt.UTC)
             until_ts = moment.timestamp()
-        entries = await self.journal.read(tenant, scope.owner, until_seq=until_seq, until_ts=until_ts)
-        wanted = scope.fields()
-        live = replay(entries).values()
-        return [r for r in live if all(r.scope.fields().get(k) == v for k, v in wanted.items())]
+        return await self.journal.read(tenant, scope.owner, until_seq=until_seq, until_ts=until_ts)
 
     async def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                      run_id: str | None = None, filters: dict[str, Any] | None = None, limit: int | None = None,
@@ -505,7 +726,13 @@ class AsyncMemory:
             if len(results) >= limit:
                 break
         ranked = sorted(results.values(), key=lambda r: r["score"], reverse=True)[:limit]
-        return {"results": ranked}
+        found: dict[str, Any] = {"results": ranked}
+        if self.graph_enabled:
+            widest = scope.broader()[-1] if fallback else scope
+            hits = await self.graph.search_relations(tenant, scope.owner, vector, scope=widest,
+                                                     limit=min(limit, self.config.graph.search_limit))
+            found["relations"] = [graph_rules.relation_dict(h.relation.id, h.relation.fact(), h.score) for h in hits]
+        return found
 
     async def history(self, memory_id: str | None = None, *, user_id: str | None = None,
                       agent_id: str | None = None, run_id: str | None = None, since_seq: int = 0,
@@ -541,11 +768,35 @@ class AsyncMemory:
         tenant = self._tenant(tenant)
         await self._ready()
 
-        async def read(after: int) -> list[JournalEntry]:
-            return await self.journal.read(tenant, scope.owner, after_seq=after, limit=500)
+        async def read(after: int) -> list[MemoryEvent]:
+            return [event_from_entry(e) for e in await self.journal.read(tenant, scope.owner, after_seq=after,
+                                                                           limit=500)]
 
         async for event in self.hub.stream(tenant, scope.owner, after_seq, read):
             yield event
+
+    async def read_events(self, *, user_id: str | None = None, agent_id: str | None = None,
+                          run_id: str | None = None, after_seq: int = 0, limit: int = 500,
+                          tenant: str | None = None) -> list[MemoryEvent]:
+        """One page of the owner's events after ``after_seq`` (the replay half of ``subscribe``,
+        as a plain call: what a gateway fanning out one live stream uses to catch subscribers up)."""
+        scope = make_scope(user_id, agent_id, run_id)
+        limit, _ = self._page(limit, 0)
+        await self._ready()
+        return [event_from_entry(e) for e in await self.journal.read(self._tenant(tenant), scope.owner,
+                                                                      after_seq=after_seq, limit=limit)]
+
+    async def subscribe_tenant(self, *, tenant: str | None = None) -> AsyncIterator[MemoryEvent]:
+        """Every owner's changes in the tenant, live from now (admin view; no replay)."""
+        await self._ready()
+        async for event in self.hub.stream_tenant(self._tenant(tenant)):
+            yield event
+
+
+def _in_scope(items: Any, scope: Scope) -> list[Any]:
+    """Records or journal entries whose scope has every id the wanted scope names."""
+    wanted = scope.fields()
+    return [item for item in items if all(item.scope.fields().get(k) == v for k, v in wanted.items())]
 
 
 __all__ = ["AsyncMemory", "AddOutcome"]

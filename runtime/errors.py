@@ -63,3 +63,9 @@ class Forbidden(MemstreamError):
     """The credentials do not allow this operation on this tenant or owner."""
 
     code = "forbidden"
+
+
+class Unauthenticated(MemstreamError):
+    """No valid credentials: the token is missing, forged, expired or not yet sent."""
+
+    code = "unauthenticated"

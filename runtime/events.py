@@ -1,4 +1,7 @@
-"""Live event fan-out: committed journal entries → subscribers' bounded queues.
+"""Live event fan-out: committed changes → subscribers' bounded queues.
+
+The engine publishes its journal entries here; the gateway reuses the same hub to share one
+upstream subscription per owner among all its local subscribers.
 
 Publishing never waits: a subscriber whose queue is full is cut off and told where to
 resume (``ResyncRequired``), so one slow reader cannot slow writers or other readers.
@@ -37,14 +40,21 @@ class EventHub:
     def __init__(self, capacity: int = 1024):
         self.capacity = capacity
         self._subscribers: dict[tuple[str, str], set[_Subscriber]] = {}
+        self._tenant_subscribers: dict[str, set[_Subscriber]] = {}
 
     def publish(self, entries: list[JournalEntry]) -> None:
-        for entry in entries:
-            targets = self._subscribers.get((entry.tenant, entry.owner))
-            if not targets:
-                continue
-            event = event_from_entry(entry)
-            for subscriber in list(targets):
+        """Committed journal entries; converted to events only when someone listens."""
+        self.publish_events([event_from_entry(e) for e in entries if self._listened((e.tenant, e.owner))])
+
+    def _listened(self, key: tuple[str, str]) -> bool:
+        return key in self._subscribers or key[0] in self._tenant_subscribers
+
+    def publish_events(self, events: list[MemoryEvent]) -> None:
+        """Route events to their owner's and their tenant's subscribers; never waits."""
+        for event in events:
+            owner_targets = self._subscribers.get((event.tenant, event.owner), ())
+            tenant_targets = self._tenant_subscribers.get(event.tenant, ())
+            for subscriber in [*owner_targets, *tenant_targets]:
                 if subscriber.overflowed:
                     continue
                 try:
@@ -53,12 +63,35 @@ class EventHub:
                     subscriber.overflowed = True
                     subscriber.send.close()
 
+    def owner_subscribers(self, tenant: str, owner: str) -> int:
+        return len(self._subscribers.get((tenant, owner), ()))
+
     def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subscribers.values())
+        return (sum(len(s) for s in self._subscribers.values())
+                + sum(len(s) for s in self._tenant_subscribers.values()))
+
+    async def stream_tenant(self, tenant: str) -> AsyncIterator[MemoryEvent]:
+        """Every owner's events of a tenant, live from now (each event carries its owner and
+        per-owner seq). For a gapless resume, subscribe per owner with ``after_seq``."""
+        subscriber = _Subscriber(self.capacity)
+        self._tenant_subscribers.setdefault(tenant, set()).add(subscriber)
+        try:
+            async for event in subscriber.receive:
+                yield event
+            if subscriber.overflowed:
+                raise ResyncRequired(0)
+        finally:
+            targets = self._tenant_subscribers.get(tenant)
+            if targets is not None:
+                targets.discard(subscriber)
+                if not targets:
+                    del self._tenant_subscribers[tenant]
+            subscriber.send.close()
+            subscriber.receive.close()
 
     async def stream(
         self, tenant: str, owner: str, after_seq: int,
-        read_journal: Callable[[int], Awaitable[list[JournalEntry]]],
+        read_journal: Callable[[int], Awaitable[list[MemoryEvent]]],
     ) -> AsyncIterator[MemoryEvent]:
         """Replay ``(after_seq, head]`` from the journal, then live events - no gap, no duplicate
         at the seam: the live queue is registered before the replay starts and anything it holds
@@ -72,18 +105,18 @@ class EventHub:
                 page = await read_journal(last)
                 if not page:
                     break
-                for entry in page:
-                    yield event_from_entry(entry)
-                    last = entry.seq
+                for event in page:
+                    yield event
+                    last = event.seq
             async for event in subscriber.receive:
                 if event.seq <= last:
                     continue
-                if event.seq > last + 1:  # should not happen; fill from the journal rather than skip
-                    for entry in await read_journal(last):
-                        if entry.seq >= event.seq:
+                if event.seq > last + 1:  # a gap (a late upstream): fill it from the journal
+                    for missed in await read_journal(last):
+                        if missed.seq >= event.seq:
                             break
-                        yield event_from_entry(entry)
-                        last = entry.seq
+                        yield missed
+                        last = missed.seq
                 yield event
                 last = event.seq
             if subscriber.overflowed:

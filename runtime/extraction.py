@@ -13,12 +13,13 @@ from typing import Any, TypeVar
 import structlog
 
 from runtime import reconcile
-from runtime.config import MemoryPolicy
+from runtime import relations as graph_rules
+from runtime.config import GraphPolicy, MemoryPolicy
 from runtime.errors import LLMOutputError
 from runtime.llms import LLM
 from runtime.messages import transcript
 from runtime.model import Message
-from runtime.prompts import facts_schema, render_extraction
+from runtime.prompts import facts_schema, relations_schema, render_extraction, render_relations
 
 T = TypeVar("T")
 log = structlog.get_logger("memstream.llm")
@@ -46,4 +47,18 @@ async def extract_facts(llm: LLM, messages: list[Message], policy: MemoryPolicy,
         lambda raw: reconcile.parse_facts(raw, max_facts=policy.max_facts, max_chars=policy.max_fact_chars,
                                           conversation=conversation if policy.require_grounding else None),
         retries=policy.llm_retries,
+    )
+
+
+async def extract_relations(llm: LLM, messages: list[Message], owner: str, policy: GraphPolicy, retries: int,
+                            today: dt.date, *, grounded: bool = True) -> list[graph_rules.Triple]:
+    """Graph memory's LLM call: (source, relationship, destination) triples, "I" mapped to the owner."""
+    conversation = transcript(messages)
+    return await ask(
+        llm, "relations", render_relations(conversation, today),
+        relations_schema(policy.max_relations, policy.max_name_chars),
+        lambda raw: graph_rules.parse_relations(raw, owner=owner, max_items=policy.max_relations,
+                                                max_chars=policy.max_name_chars,
+                                                conversation=conversation if grounded else None),
+        retries=retries,
     )

@@ -16,6 +16,8 @@ from runtime.errors import InvalidRequest
 DEFAULT_TENANT = "default"
 EventKind = Literal["ADD", "UPDATE", "DELETE"]
 DecisionKind = Literal["ADD", "UPDATE", "DELETE", "NONE"]
+# What a journal entry is about. Old entries carry no kind and decode as memories.
+EntryKind = Literal["memory", "relation"]
 
 
 class Scope(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -79,8 +81,29 @@ class MemoryRecord(msgspec.Struct, frozen=True, kw_only=True):
     role: str | None = None
 
 
+class RelationFact(msgspec.Struct, frozen=True, kw_only=True):
+    """A graph edge as a journal entry leaves it: source -relationship-> destination, with the
+    entity ids it was resolved to. Every entry carries the whole edge (not a delta), so the
+    graph projection and ``as_of`` replay keep the last state per relation id."""
+
+    source_id: str
+    source: str
+    relationship: str  # validated snake_case; stored as a property, never as a Cypher label
+    destination_id: str
+    destination: str
+    valid_at: str
+    invalid_at: str | None = None
+
+    def text(self) -> str:
+        return f"{self.source} {self.relationship.replace('_', ' ')} {self.destination}"
+
+
 class EntryDraft(msgspec.Struct, frozen=True, kw_only=True):
-    """A journal entry before the journal gives it its sequence number."""
+    """A journal entry before the journal gives it its sequence number.
+
+    ``kind="relation"`` entries share the owner's seq with memory entries: ``memory_id`` holds
+    the relation id, ``event`` is ADD (added), UPDATE (invalidated) or DELETE (cleared), and
+    ``relation`` the edge."""
 
     id: str
     memory_id: str
@@ -97,6 +120,8 @@ class EntryDraft(msgspec.Struct, frozen=True, kw_only=True):
     cause: str | None = None
     version: int = 1
     hash: str | None = None
+    kind: EntryKind = "memory"
+    relation: RelationFact | None = None
 
 
 class JournalEntry(EntryDraft, frozen=True, kw_only=True):
@@ -159,11 +184,51 @@ class MemoryDeleted(_EventBase, tag="memory_deleted"):
     old_memory: str | None = None
 
 
-MemoryEvent = MemoryAdded | MemoryUpdated | MemoryDeleted
+class _RelationEventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    seq: int
+    owner: str
+    tenant: str
+    relation_id: str
+    scope: Scope
+    created_at: str
+    source: str
+    relationship: str
+    destination: str
+    source_id: str
+    destination_id: str
+    valid_at: str
+    invalid_at: str | None = None
+    cause: str | None = None
+
+
+class RelationAdded(_RelationEventBase, tag="relation_added"):
+    pass
+
+
+class RelationInvalidated(_RelationEventBase, tag="relation_invalidated"):
+    """The edge stopped being true (``invalid_at``); it stays in the graph and the journal."""
+
+
+class RelationDeleted(_RelationEventBase, tag="relation_deleted"):
+    """The edge was removed (``delete_all`` / ``reset``)."""
+
+
+MemoryEvent = MemoryAdded | MemoryUpdated | MemoryDeleted | RelationAdded | RelationInvalidated | RelationDeleted
+
+
+def _relation_event(entry: JournalEntry) -> MemoryEvent:
+    fact = entry.relation
+    assert fact is not None, "a relation entry without its relation"
+    kind = {"ADD": RelationAdded, "UPDATE": RelationInvalidated}.get(entry.event, RelationDeleted)
+    return kind(seq=entry.seq, owner=entry.owner, tenant=entry.tenant, relation_id=entry.memory_id, scope=entry.scope,
+                created_at=entry.updated_at or entry.created_at, cause=entry.cause,
+                **msgspec.structs.asdict(fact))
 
 
 def event_from_entry(entry: JournalEntry) -> MemoryEvent:
     """What a subscriber receives for a committed journal entry."""
+    if entry.kind == "relation":
+        return _relation_event(entry)
     common = dict(
         seq=entry.seq,
         owner=entry.owner,
@@ -193,8 +258,24 @@ def replay(entries: list[JournalEntry]) -> dict[str, MemoryRecord]:
     """Fold journal entries (in seq order) into the live memories they leave behind."""
     live: dict[str, MemoryRecord] = {}
     for entry in entries:
+        if entry.kind != "memory":
+            continue
         if entry.event == "DELETE":
             live.pop(entry.memory_id, None)
         else:
             live[entry.memory_id] = entry.record()
+    return live
+
+
+def replay_relations(entries: list[JournalEntry]) -> dict[str, JournalEntry]:
+    """Fold journal entries into the relations they leave behind (invalidated ones included,
+    with their ``invalid_at``): relation id -> its last entry."""
+    live: dict[str, JournalEntry] = {}
+    for entry in entries:
+        if entry.kind != "relation":
+            continue
+        if entry.event == "DELETE":
+            live.pop(entry.memory_id, None)
+        else:
+            live[entry.memory_id] = entry
     return live

@@ -122,3 +122,64 @@ def render_decision(existing: list[dict[str, str]], facts: list[str], today: dt.
     )
     messages.append({"role": "user", "content": body})
     return messages
+
+
+RELATIONS_INSTRUCTIONS = """\
+You build a knowledge graph about the user from a conversation. List the relations it \
+states as (source, relationship, destination) triples. Rules:
+- Call the user "I". Other entities are short names: people, places, pets, companies, things.
+- relationship is a short lowercase verb phrase in snake_case: lives_in, works_at, has_pet, likes.
+- Only relations stated in the conversation. Never guess, never invent.
+- If the user says a relation is no longer true, give it with "ended": true.
+- If there is nothing to add, answer {"relations": []}.
+Answer with JSON only: {"relations": [{"source": "...", "relationship": "...", "destination": "..."}]}."""
+
+RELATIONS_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("user: Hi there!", '{"relations": []}'),
+    (
+        "user: I'm Tom, I work at Airbus in Toulouse and my sister Ana is a doctor.",
+        '{"relations": [{"source": "I", "relationship": "is_named", "destination": "Tom"}, '
+        '{"source": "I", "relationship": "works_at", "destination": "Airbus"}, '
+        '{"source": "Airbus", "relationship": "located_in", "destination": "Toulouse"}, '
+        '{"source": "I", "relationship": "has_sister", "destination": "Ana"}]}',
+    ),
+    (
+        "user: We gave our cat Luna away, I don't have a cat anymore.",
+        '{"relations": [{"source": "I", "relationship": "has_pet", "destination": "Luna", "ended": true}]}',
+    ),
+)
+
+
+def relations_schema(max_items: int, max_chars: int) -> dict[str, Any]:
+    """Bounded like the facts schema (items, name and relationship lengths): an unbounded one lets a
+    small model loop until max_tokens."""
+    name = {"type": "string", "minLength": 1, "maxLength": max_chars}
+    return {
+        "type": "object",
+        "properties": {
+            "relations": {
+                "type": "array",
+                "maxItems": max_items,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "source": name,
+                        "relationship": {"type": "string", "minLength": 1, "maxLength": 40},
+                        "destination": name,
+                        "ended": {"type": "boolean"},
+                    },
+                    "required": ["source", "relationship", "destination"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["relations"],
+        "additionalProperties": False,
+    }
+
+
+def render_relations(conversation: str, today: dt.date) -> list[dict[str, str]]:
+    """Static instructions and examples first (shared prefix), the conversation last."""
+    messages = _with_examples(RELATIONS_INSTRUCTIONS, RELATIONS_EXAMPLES)
+    messages.append({"role": "user", "content": f"Today is {today.isoformat()}.\n{conversation}"})
+    return messages

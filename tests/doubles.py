@@ -18,16 +18,22 @@ class ScriptedLLM:
 
     def __init__(self, *replies: Any):
         self.replies: deque[Any] = deque(replies)
+        self.by_name: dict[str, deque[Any]] = {}
         self.calls: list[dict[str, Any]] = []
 
     def push(self, *replies: Any) -> None:
         self.replies.extend(replies)
 
+    def push_for(self, name: str, *replies: Any) -> None:
+        """Replies for calls of one name only (calls that run concurrently, e.g. graph extraction)."""
+        self.by_name.setdefault(name, deque()).extend(replies)
+
     async def complete_json(self, messages: list[dict[str, str]], schema: dict[str, Any], *, name: str) -> str:
         self.calls.append({"name": name, "messages": messages, "schema": schema})
-        if not self.replies:
+        queue = self.by_name.get(name) or self.replies
+        if not queue:
             raise AssertionError(f"ScriptedLLM has no reply left for a {name!r} call")
-        reply = self.replies.popleft()
+        reply = queue.popleft()
         if callable(reply):
             reply = reply(messages)
         if isinstance(reply, BaseException):

@@ -80,9 +80,12 @@ def from_payload(memory_id: str, payload: dict[str, Any]) -> MemoryRecord:
 
 
 def scope_conditions(tenant: str, scope: Scope | None) -> list[tuple[str, str]]:
-    """(field, value) equalities every read is restricted to."""
+    """(field, value) equalities every read is restricted to: the tenant, and with a scope its owner
+    (what authorization and the journal are keyed on) and its ids. Without the owner, an agent-level
+    read would also match a user's memories that carry the same agent id."""
     conditions = [("tenant", tenant)]
     if scope is not None:
+        conditions.append(("owner", scope.owner))
         conditions.extend(sorted(scope.fields().items()))
     return conditions
 

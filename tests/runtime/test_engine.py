@@ -252,3 +252,49 @@ async def test_full_mailbox_is_overloaded_not_unbounded(config, embedder):
             await anyio.sleep(0.2)
             gate.set()
         assert sum(isinstance(o, Overloaded) for o in outcomes) == 3
+
+
+async def test_a_committed_change_reaches_live_subscribers_while_the_index_is_down(config, embedder, llm):
+    """Regression (issue 7): an add committed to the journal whose index write failed was not
+    published, so live subscribers missed it; and a retry with the same request id answered from
+    the journal without bringing the index up to date."""
+    store = SwitchableStore(make_edge(config))
+    async with AsyncMemory(config, llm=llm, embedder=embedder, vector_store=store) as memory:
+        seen: list[int] = []
+
+        async def consume(task_status=anyio.TASK_STATUS_IGNORED) -> None:
+            async with aclosing(memory.subscribe(**ALICE)) as events:
+                task_status.started()
+                async for event in events:
+                    seen.append(event.seq)
+                    return
+
+        async with anyio.create_task_group() as tg:
+            await tg.start(consume)
+            store.down = True
+            with pytest.raises(BackendUnavailable, match="committed to the journal"):
+                await memory.add("durable", infer=False, request_id="r1", **ALICE)
+            with anyio.fail_after(5):
+                while not seen:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+        assert seen == [1]
+        store.down = False
+        await memory.add("durable", infer=False, request_id="r1", **ALICE)  # the retry alone catches up
+        assert [m["memory"] for m in (await memory.get_all(**ALICE))["results"]] == ["durable"]
+        assert await memory.head(**ALICE) == 1
+    await store.close()
+
+
+async def test_metadata_nested_past_what_stores_read_back_is_refused(memory: AsyncMemory):
+    """Regression (issue 7): metadata nested ~200 deep was stored, then every read of the owner failed
+    in Qdrant Edge (serde's recursion limit)."""
+    deep: object = "leaf"
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(InvalidRequest, match="deeper"):
+        await memory.add("x", infer=False, metadata={"d": deep}, **ALICE)
+    shallow: object = "leaf"
+    for _ in range(10):
+        shallow = {"k": shallow}
+    await memory.add("x", infer=False, metadata={"d": shallow}, **ALICE)
+    assert (await memory.get_all(**ALICE))["results"][0]["metadata"] == {"d": shallow}

@@ -119,3 +119,18 @@ async def test_unreachable_postgres_is_a_typed_error():
     with pytest.raises(BackendUnavailable, match="PostgreSQL"):
         await j.open()
     await j.close()
+
+
+async def test_relation_entries_share_the_owners_seq_and_round_trip(journal):
+    from runtime.model import RelationFact, replay_relations
+
+    fact = RelationFact(source_id="e1", source="alice", relationship="lives_in", destination_id="e2",
+                        destination="Paris", valid_at="2026-01-01")
+    rel = EntryDraft(id="r-e1", memory_id="rel-1", event="ADD", old_memory=None, new_memory=fact.text(), scope=SCOPE,
+                     tenant="t1", created_at="c", kind="relation", relation=fact)
+    appended = await journal.append("t1", "user:alice", [draft("m1"), rel])
+    assert [(e.seq, e.kind) for e in appended.entries] == [(1, "memory"), (2, "relation")]
+    read = await journal.read("t1", "user:alice")
+    assert read == appended.entries and read[1].relation == fact
+    assert set(replay(read)) == {"m1"} and set(replay_relations(read)) == {"rel-1"}
+    assert [e.kind for e in await journal.history("t1", "rel-1")] == ["relation"]

@@ -122,3 +122,19 @@ async def test_unreachable_qdrant_server_is_a_typed_error():
     with pytest.raises(BackendUnavailable):
         await store.open(DIMS)
     await store.close()
+
+
+async def test_an_agent_or_run_scope_never_reaches_a_users_memories(store):
+    """Regression (issue 7): reads are restricted to the scope's owner, so a token for agent:helper
+    cannot list a user's memories that merely carry agent_id=helper (they belong to user:alice)."""
+    users = rec("alice's, via helper", agent="helper")
+    agents = MemoryRecord(id=str(uuid.uuid4()), text="helper's own", scope=Scope(agent_id="helper"), tenant="t1",
+                          metadata={}, created_at="c")
+    await store.upsert([users, agents], [vec(1), vec(1)])
+    listed = await store.list(tenant="t1", scope=Scope(agent_id="helper"), filters=None, limit=10)
+    assert [r.text for r in listed] == ["helper's own"]
+    hits = await store.search(vec(1), tenant="t1", scope=Scope(agent_id="helper"), filters=None, limit=10)
+    assert [h.record.text for h in hits] == ["helper's own"]
+    assert await store.count(tenant="t1", scope=Scope(agent_id="helper"), filters=None) == 1
+    listed = await store.list(tenant="t1", scope=Scope(user_id="alice", agent_id="helper"), filters=None, limit=10)
+    assert [r.text for r in listed] == ["alice's, via helper"]
