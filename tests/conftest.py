@@ -49,3 +49,56 @@ def make_edge(config: Config) -> EdgeVectorStore:
 
 def make_sqlite(config: Config) -> SQLiteJournal:
     return SQLiteJournal(config.data_path("journal.sqlite3"))
+
+
+# ---- the actor runtime: one Ray instance per session, shared by tests/actors and tests/reliability ----
+# Imports are inside the fixtures so that test runs that never ask for Ray do not import it.
+
+
+@pytest.fixture(scope="session")
+async def llm_server():
+    """The stand-in OpenAI-compatible LLM server (scripts/fake_llm_server.py), 20 ms per call."""
+    from aiohttp import web
+
+    from scripts.fake_llm_server import make_app
+
+    runner = web.AppRunner(make_app(0.02))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def cluster(tmp_path_factory, llm_server):
+    """One Ray instance and one memstream actor runtime for the whole session (Ray takes seconds to
+    start here); each test uses owners of its own. Other runtimes (own namespace) may be started
+    beside it on the same Ray instance by fixtures that depend on this one."""
+    from actors.client import ClusterMemory
+
+    config = load_config("test", environ={}, overrides={
+        "data_dir": str(tmp_path_factory.mktemp("cluster")),
+        "llm": {"provider": "openai", "base_url": llm_server},
+        "ray": {"shards": 2, "restart_wait_s": 90},
+        "memory": {"mailbox_capacity": 64},
+    })
+    memory = await ClusterMemory(config).open()
+    yield memory
+    await memory.cluster.stop()
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: without it they are skipped, saying so (scripts/gpu_check.py runs them)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_items and not cuda_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False on this machine); "
+                                       "run `memstream gpu-check` on a GPU machine")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -1,0 +1,317 @@
+"""One client connection: read frames, admit them, run them, write replies and events.
+
+Tasks per connection: one reader, one writer (the only task that touches the socket's send
+side, fed by a bounded queue), one task per request in flight and one per subscription.
+A subscription reads the engine's event stream at the pace the client reads: the replay from
+the journal simply waits, and live events wait in the engine's bounded per-subscriber queue,
+which never blocks a writer; when it is full the subscription stops with ``resync_required``
+(resume with ``after_seq = from_seq``) — writers and other subscribers never wait for a slow
+reader.
+
+Stopping (client gone, or server draining): reading stops, subscriptions end, requests in
+flight run to completion within the grace period — an accepted add is never dropped — and
+the socket closes (1001 when the server is going away).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from gateway import protocol as p
+from gateway.auth import Grant, verify_token
+from gateway.dispatch import owner_of
+from gateway.limits import Admission
+from runtime.errors import BackendUnavailable, InvalidRequest, MemstreamError, Overloaded, Unauthenticated
+from runtime.events import ResyncRequired
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+log = structlog.get_logger("memstream.gateway")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
+OVERLOADED_RETRY_AFTER_S = 0.5  # the hint sent with an ``overloaded`` answer from the backend (a full mailbox)
+
+
+class _Subscription:
+    def __init__(self, frame: p.Subscribe, owner: str | None, capacity: int = 16):
+        self.frame = frame
+        self.owner = owner
+        self.scope = anyio.CancelScope()
+        self.buffer_send, self.buffer_receive = anyio.create_memory_object_stream[Any](capacity)
+        self.overflowed = False
+
+    def depth(self) -> int:
+        return self.buffer_receive.statistics().current_buffer_used
+
+
+class Connection:
+    def __init__(self, ws: ServerConnection, gateway: Gateway):
+        self.ws = ws
+        self.gateway = gateway
+        self.settings = gateway.config.gateway
+        self.codec = p.Codec(binary=ws.subprotocol == p.SUBPROTOCOL_MSGPACK)
+        self.grant: Grant | None = None
+        self.admission = Admission(rate=self.settings.rate_per_s, burst=self.settings.rate_burst,
+                                   max_in_flight=self.settings.max_in_flight)
+        self.subscriptions: dict[Any, _Subscription] = {}
+        self._out_send, self._out_receive = anyio.create_memory_object_stream[bytes](self.settings.outbound_queue)
+        self._reading = anyio.CancelScope()
+        self._work_scope = anyio.CancelScope()
+        self._work: anyio.abc.TaskGroup | None = None
+        self.close_code = 1000
+        self.close_reason = ""
+        self.peer = str(ws.remote_address[0]) if ws.remote_address else "?"
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def run(self) -> None:
+        async with anyio.create_task_group() as io:
+            io.start_soon(self._write_loop)
+            await self.send(p.Welcome(protocol=p.PROTOCOL_VERSION, server="memstream", encoding=self.codec.encoding,
+                                      max_frame_bytes=self.settings.max_frame_bytes))
+            with self._work_scope:
+                async with anyio.create_task_group() as work:
+                    self._work = work
+                    with self._reading:
+                        await self._read_loop()
+                    for subscription in list(self.subscriptions.values()):
+                        subscription.scope.cancel()
+                    # requests in flight finish (adds are never dropped), within the grace period
+                    self._work_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
+            self._out_send.close()  # the writer flushes what is queued, then stops
+        await self.ws.close(self.close_code, self.close_reason)
+
+    def drain(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Stop reading new requests; finish the ones in flight; then close."""
+        self.close_code, self.close_reason = code, reason
+        self._reading.cancel()
+
+    async def send(self, frame: Any) -> None:
+        """Queue a frame for the writer; waits while the queue is full (bounded)."""
+        try:
+            await self._out_send.send(self.codec.encode(frame))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the client is gone; the work itself is done or durable
+
+    def outbound_depth(self) -> int:
+        return self._out_receive.statistics().current_buffer_used
+
+    async def _write_loop(self) -> None:
+        text = not self.codec.binary
+        async with self._out_receive:
+            try:
+                async for data in self._out_receive:
+                    await self.ws.send(data, text=text)
+            except ConnectionClosed:
+                self._reading.cancel()
+
+    async def _read_loop(self) -> None:
+        metrics = self.gateway.metrics
+        try:
+            async for message in self.ws:
+                try:
+                    frame = self.codec.decode(message)
+                except p.FrameError as exc:
+                    metrics.rejected.labels(exc.code).inc()
+                    await self.send(p.Error(code=exc.code, message=str(exc), id=exc.frame_id))
+                    continue
+                await self._admit(frame)
+                if self.admission.should_close:
+                    self.drain(CLOSE_TRY_AGAIN_LATER, "too many requests refused; back off and reconnect")
+                    return
+        except ConnectionClosed:
+            return
+
+    # ---- admission -----------------------------------------------------------------------
+    async def _admit(self, frame: Any) -> None:
+        metrics = self.gateway.metrics
+        kind = type(frame).__struct_config__.tag
+        if isinstance(frame, p.Ping):
+            await self.send(p.Pong(id=frame.id, ts=time.time()))
+            return
+        if isinstance(frame, p.Auth):
+            await self._authenticate(frame)
+            return
+        if self.grant is None or (self.grant.expires_at is not None and self.grant.expires_at <= time.time()):
+            metrics.rejected.labels("unauthenticated").inc()
+            why = "send an auth frame first" if self.grant is None else "token expired; send auth with a fresh token"
+            await self.send(p.Error(code=Unauthenticated.code, message=why, id=frame.id))
+            return
+        if isinstance(frame, p.Unsubscribe):
+            await self._unsubscribe(frame)
+            return
+        admitted, retry_after, reason = self.admission.admit()
+        if not admitted:
+            metrics.rejected.labels("overloaded").inc()
+            await self.send(p.Error(code=Overloaded.code, message=reason, id=frame.id, retry_after_s=retry_after))
+            return
+        assert self._work is not None
+        if isinstance(frame, p.Subscribe):
+            self.admission.done()  # a subscription is not a request in flight
+            await self._start_subscription(frame)
+            return
+        self._work.start_soon(self._serve, frame, kind)
+
+    async def _authenticate(self, frame: p.Auth) -> None:
+        try:
+            grant = verify_token(self.gateway.secret, frame.token)
+            if self.grant is not None and grant.tenant != self.grant.tenant:
+                raise Unauthenticated("a connection cannot change tenant; open a new connection")
+        except Unauthenticated as exc:
+            self.gateway.metrics.rejected.labels("unauthenticated").inc()
+            log.info("auth_refused", peer=self.peer, reason=str(exc))
+            await self.send(p.Error(code=exc.code, message=str(exc), id=frame.id))
+            return
+        self.grant = grant
+        log.info("auth", peer=self.peer, tenant=grant.tenant, subject=grant.subject)
+        await self.send(p.Result(id=frame.id, data={"tenant": grant.tenant, "owners": sorted(grant.owners),
+                                                    "rights": sorted(grant.rights),
+                                                    "expires_at": grant.expires_at}))
+
+    # ---- requests ------------------------------------------------------------------------
+    async def _serve(self, frame: Any, kind: str) -> None:
+        metrics = self.gateway.metrics
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            if isinstance(frame, p.Add):
+                if frame.request_id is None:
+                    frame = msgspec.structs.replace(frame, request_id=str(uuid.uuid4()))
+                await self.send(p.Accepted(id=frame.id, request_id=frame.request_id))
+            assert self.grant is not None
+            with anyio.fail_after(self.settings.request_timeout_s):
+                data = await self.gateway.dispatcher.run(self.grant, frame)
+            await self.send(p.Result(id=frame.id, data=data))
+        except MemstreamError as exc:
+            outcome = exc.code
+            committed = exc.committed_seq if isinstance(exc, BackendUnavailable) else None
+            retry = OVERLOADED_RETRY_AFTER_S if isinstance(exc, Overloaded) else None  # e.g. a full mailbox
+            await self.send(p.Error(code=exc.code, message=str(exc), id=frame.id, committed_seq=committed,
+                                    retry_after_s=retry))
+        except TimeoutError:
+            outcome = "timeout"
+            await self.send(p.Error(code="timeout", id=frame.id,
+                                    message=f"no answer within {self.settings.request_timeout_s}s"))
+        except Exception:
+            outcome = "internal"
+            log.exception("request_failed", type=kind, id=frame.id)
+            await self.send(p.Error(code="internal", message="internal error (logged on the server)", id=frame.id))
+        finally:
+            self.admission.done()
+            elapsed = time.perf_counter() - started
+            metrics.requests.labels(kind, outcome).inc()
+            metrics.latency.labels(kind).observe(elapsed)
+            log.info("request", type=kind, id=frame.id, outcome=outcome, ms=round(elapsed * 1000, 2),
+                     tenant=self.grant.tenant if self.grant else None)
+
+    # ---- subscriptions -------------------------------------------------------------------
+    async def _start_subscription(self, frame: p.Subscribe) -> None:
+        assert self.grant is not None and self._work is not None
+        try:
+            if frame.id in self.subscriptions:
+                raise InvalidRequest(f"subscription {frame.id!r} already exists on this connection")
+            if len(self.subscriptions) >= self.settings.max_subscriptions:
+                raise Overloaded(f"at most {self.settings.max_subscriptions} subscriptions per connection")
+            if frame.tenant_wide:
+                self.grant.require("admin")
+                owner = None
+            else:
+                owner = owner_of(frame)
+                self.grant.require("subscribe", owner)
+            head = None if owner is None else await self.gateway.dispatcher.memory.head(
+                **frame.scope_ids(), tenant=self.grant.tenant)
+        except MemstreamError as exc:
+            self.gateway.metrics.requests.labels("subscribe", exc.code).inc()
+            await self.send(p.Error(code=exc.code, message=str(exc), id=frame.id))
+            return
+        subscription = _Subscription(frame, owner)
+        self.subscriptions[frame.id] = subscription
+        self.gateway.metrics.requests.labels("subscribe", "ok").inc()
+        await self.send(p.Result(id=frame.id, data={"subscription": frame.id, "owner": owner, "head": head,
+                                                    "after_seq": frame.after_seq}))
+        self._work.start_soon(self._run_subscription, subscription)
+
+    async def _unsubscribe(self, frame: p.Unsubscribe) -> None:
+        subscription = self.subscriptions.get(frame.subscription)
+        if subscription is None:
+            await self.send(p.Error(code="not_found", message=f"no subscription {frame.subscription!r}", id=frame.id))
+            return
+        subscription.scope.cancel()
+        await self.send(p.Result(id=frame.id, data={"subscription": frame.subscription}))
+
+    def _events(self, subscription: _Subscription) -> AsyncIterator[Any]:
+        assert self.grant is not None
+        fanout, frame = self.gateway.fanout, subscription.frame
+        if frame.tenant_wide:
+            return fanout.subscribe_tenant(self.grant.tenant)
+        assert subscription.owner is not None
+        return fanout.subscribe(self.grant.tenant, subscription.owner, frame.scope_ids(), frame.after_seq)
+
+    async def _run_subscription(self, subscription: _Subscription) -> None:
+        metrics = self.gateway.metrics
+        metrics.subscriptions.inc()
+        frame = subscription.frame
+        failure: MemstreamError | None = None
+        last = frame.after_seq
+        last_by_owner: dict[str, int] = {}
+
+        async def pump() -> None:
+            nonlocal failure
+            async with subscription.buffer_send:
+                try:
+                    async with aclosing(self._events(subscription)) as events:
+                        async for event in events:
+                            await subscription.buffer_send.send(event)
+                except ResyncRequired:
+                    subscription.overflowed = True
+                except MemstreamError as exc:
+                    failure = exc
+
+        try:
+            with subscription.scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(pump)
+                    while True:
+                        event = None
+                        with anyio.move_on_after(self.settings.heartbeat_s):
+                            try:
+                                event = await subscription.buffer_receive.receive()
+                            except anyio.EndOfStream:
+                                break
+                        if event is None:
+                            await self._heartbeat(subscription, last)
+                            continue
+                        await self.send(p.Event(subscription=frame.id, seq=event.seq, owner=event.owner, event=event))
+                        metrics.events.inc()
+                        last = event.seq
+                        last_by_owner[event.owner] = event.seq
+            if subscription.overflowed:
+                metrics.resyncs.inc()
+                log.info("subscriber_resync", peer=self.peer, subscription=frame.id, from_seq=last)
+                await self.send(p.ResyncRequired(subscription=frame.id, from_seq=last, owner=subscription.owner))
+            elif failure is not None:
+                await self.send(p.Error(code=failure.code, message=str(failure), id=frame.id))
+        finally:
+            subscription.buffer_send.close()
+            subscription.buffer_receive.close()
+            metrics.subscriptions.dec()
+            self.subscriptions.pop(frame.id, None)
+
+    async def _heartbeat(self, subscription: _Subscription, last: int) -> None:
+        if subscription.owner is None:
+            return
+        assert self.grant is not None
+        head = self.gateway.fanout.head(self.grant.tenant, subscription.owner)
+        head = last if head is None else max(head, last)
+        await self.send(p.Heartbeat(subscription=subscription.frame.id, owner=subscription.owner, head=head))

@@ -1,0 +1,44 @@
+"""Prometheus metrics of one gateway process (prometheus_client, a private registry so tests and
+several gateways in one process do not collide). Served as text at ``/metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("memstream_gateway_connections", "Open WebSocket connections", registry=r)
+        self.connections_total = Counter("memstream_gateway_connections_opened", "Accepted WebSocket connections",
+                                         registry=r)
+        self.requests = Counter("memstream_gateway_requests_total", "Requests by type and outcome (error code)",
+                                ["type", "outcome"], registry=r)
+        self.latency = Histogram("memstream_gateway_request_seconds", "Request latency, frame in to result out",
+                                 ["type"], registry=r,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                          30, 60, 120))
+        self.rejected = Counter("memstream_gateway_frames_rejected_total",
+                                "Frames refused before reaching the engine, by reason", ["reason"], registry=r)
+        self.subscriptions = Gauge("memstream_gateway_subscriptions", "Live subscriptions", registry=r)
+        self.events = Counter("memstream_gateway_events_total", "Events sent to subscribers", registry=r)
+        self.resyncs = Counter("memstream_gateway_resyncs_total", "Subscriptions cut off for falling behind",
+                               registry=r)
+        self.outbound_depth = Gauge("memstream_gateway_outbound_queue_frames",
+                                    "Frames waiting to be written, summed over connections", registry=r)
+        self.subscriber_depth = Gauge("memstream_gateway_subscriber_queue_events",
+                                      "Events buffered in subscription queues, summed", registry=r)
+
+    def track_queues(self, outbound: Callable[[], float], subscribers: Callable[[], float]) -> None:
+        """Queue depths are read when scraped, not pushed on every frame."""
+        self.outbound_depth.set_function(outbound)
+        self.subscriber_depth.set_function(subscribers)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

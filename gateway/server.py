@@ -1,0 +1,145 @@
+"""The gateway process: a websockets (asyncio API) server in front of the memory API.
+
+Plain HTTP requests on the same port get the live viewer (``/``), Prometheus metrics
+(``/metrics``), a health check (``/healthz``) and the protocol document (``/protocol.json``);
+WebSocket upgrades on any path get a ``Connection``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from http import HTTPStatus
+from importlib import resources
+
+import anyio
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from gateway import protocol as p
+from gateway.connection import CLOSE_GOING_AWAY, Connection
+from gateway.dispatch import Dispatcher, MemoryBackend
+from gateway.fanout import Fanout
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.metrics import GatewayMetrics
+from runtime.config import Config
+
+log = structlog.get_logger("memstream.gateway")
+
+
+def _viewer_html() -> str:
+    return resources.files("gateway").joinpath("viewer/index.html").read_text(encoding="utf-8")
+
+
+class Gateway:
+    def __init__(self, config: Config, memory: MemoryBackend, *, secret: str):
+        self.config = config
+        self.settings = config.gateway
+        self.secret = secret
+        self.dispatcher = Dispatcher(memory)
+        self.fanout = Fanout(memory, config.memory.subscriber_queue)
+        self.metrics = GatewayMetrics()
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.port: int | None = None
+        self._idle = anyio.Event()
+        self._viewer = _viewer_html()
+        self._schema = json.dumps(p.protocol_schema(), indent=2)
+        self.metrics.track_queues(lambda: sum(c.outbound_depth() for c in self.connections),
+                                  lambda: sum(s.depth() for c in self.connections for s in c.subscriptions.values()))
+
+    async def serve(self, stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[Gateway] = anyio.TASK_STATUS_IGNORED,
+                    ) -> None:
+        """Listen until ``stop`` is set, then shut down gracefully."""
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.fanout.run)
+            await self._listen(stop, task_status)
+            tg.cancel_scope.cancel()
+
+    async def _listen(self, stop: anyio.Event, task_status: anyio.abc.TaskStatus[Gateway]) -> None:
+        origins: list[str | None] | None = None
+        if self.settings.allowed_origins is not None:
+            origins = [*self.settings.allowed_origins, None]  # None: non-browser clients send no Origin
+        async with serve(self._handle, self.settings.host, self.settings.port,
+                         subprotocols=[p.SUBPROTOCOL_MSGPACK, p.SUBPROTOCOL_JSON],
+                         select_subprotocol=_select_subprotocol,
+                         process_request=self._http, max_size=self.settings.max_frame_bytes, origins=origins,
+                         compression=None, ping_interval=20, ping_timeout=20, max_queue=16,
+                         server_header="memstream") as server:
+            self.port = server.sockets[0].getsockname()[1]
+            log.info("gateway_listening", host=self.settings.host, port=self.port)
+            task_status.started(self)
+            await stop.wait()
+            await self._shutdown(server)
+
+    async def _shutdown(self, server: Server) -> None:
+        """Stop accepting, let every connection finish what it accepted, then close (1001)."""
+        self.draining = True
+        log.info("gateway_draining", connections=len(self.connections))
+        server.close(close_connections=False)
+        for connection in list(self.connections):
+            connection.drain()
+        with anyio.move_on_after(self.settings.shutdown_grace_s + 5):
+            while self.connections:
+                self._idle = anyio.Event()
+                await self._idle.wait()
+        server.close(close_connections=True, code=CLOSE_GOING_AWAY, reason="server shutting down")
+        await server.wait_closed()
+        log.info("gateway_stopped")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        connection = Connection(ws, self)
+        self.connections.add(connection)
+        self.metrics.connections.inc()
+        self.metrics.connections_total.inc()
+        try:
+            if self.draining:
+                connection.drain()
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            self.metrics.connections.dec()
+            if not self.connections:
+                self._idle.set()
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        if "websocket" in request.headers.get("Upgrade", "").lower():
+            if self.draining:
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "server shutting down\n")
+            if len(self.connections) >= self.settings.max_connections:
+                self.metrics.rejected.labels("max_connections").inc()
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
+            return None
+        path = request.path.split("?", 1)[0]
+        if path in ("/", "/index.html"):
+            return _respond(connection, self._viewer, "text/html; charset=utf-8")
+        if path == "/metrics":
+            return _respond(connection, self.metrics.render().decode(), METRICS_CONTENT_TYPE)
+        if path == "/healthz":
+            body = json.dumps({"status": "draining" if self.draining else "ok", "connections": len(self.connections)})
+            return _respond(connection, body, "application/json")
+        if path == "/protocol.json":
+            return _respond(connection, self._schema, "application/json")
+        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+
+
+def _select_subprotocol(connection: ServerConnection, offered: Sequence[str]) -> str | None:
+    """MessagePack if offered, else JSON; a client that offers nothing (a plain WebSocket) gets JSON."""
+    for choice in (p.SUBPROTOCOL_MSGPACK, p.SUBPROTOCOL_JSON):
+        if choice in offered:
+            return choice
+    return None
+
+
+def _respond(connection: ServerConnection, body: str, content_type: str) -> Response:
+    response = connection.respond(HTTPStatus.OK, body)
+    headers = Headers(response.headers)
+    del headers["Content-Type"]
+    headers["Content-Type"] = content_type
+    headers["Cache-Control"] = "no-store"
+    return Response(response.status_code, response.reason_phrase, headers, response.body)
+
+
+__all__ = ["Gateway"]

@@ -1,0 +1,267 @@
+"""Gateway benchmark, through real WebSockets against ``memstream serve`` in its own process:
+
+- search round-trip latency p50/p99 with 1, 16, 64 concurrent clients at 20k memories (100 users);
+- commit → subscriber latency p50/p99 with 1, 100, 1,000 subscribers (one connection each);
+- the gateway process's RSS with 10,000 idle authenticated connections.
+
+The LLM is not involved (memories are added with ``infer=False``); the server's LLM points at
+the benchmark stand-in so that starting it costs nothing. Writes ``bench/results/gateway.json``.
+
+    memstream bench-gateway [--runtime ray|local] [--memories 20000] [--idle 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import aclosing
+
+import anyio
+import psutil
+from aiohttp import web
+from tqdm import tqdm
+from websockets.asyncio.client import connect
+
+from gateway.auth import mint_token
+from gateway.client import MemoryClient
+from scripts.fake_llm_server import make_app
+from scripts.machine import describe, percentile, write_results
+
+SECRET = "benchmark-secret-" + "x" * 32
+TOPICS = ["sailing", "chess", "opera", "baking", "tennis", "poetry", "cycling", "pottery", "jazz", "hiking",
+          "gardening", "astronomy", "knitting", "climbing", "photography", "cooking", "running", "painting"]
+QUERIES = ["what sport does the user like", "favourite food", "hobbies on weekends", "music taste",
+           "where did they travel", "pets and animals", "work and career", "books they read"]
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _stats(samples_ms: list[float]) -> dict:
+    return {"n": len(samples_ms), "p50_ms": round(percentile(samples_ms, 50), 2),
+            "p99_ms": round(percentile(samples_ms, 99), 2)}
+
+
+class Server:
+    """``memstream serve`` in a child process, with its own fd limit and data folder."""
+
+    def __init__(self, runtime: str, data_dir: str, llm_url: str):
+        env = {**os.environ, "MEMSTREAM_TOKEN_SECRET": SECRET, "MEMSTREAM_LOG__LEVEL": "warning",
+               "MEMSTREAM_LLM__PROVIDER": "openai", "MEMSTREAM_LLM__BASE_URL": llm_url,
+               "MEMSTREAM_GATEWAY__RATE_PER_S": "100000", "MEMSTREAM_GATEWAY__RATE_BURST": "100000"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", "serve", "--runtime", runtime, "--port", "0",
+             "--data-dir", data_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            preexec_fn=_raise_fd_limit)
+        self.url = ""
+
+    def wait_ready(self, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("memstream serve exited:\n" + "".join(lines))
+            lines.append(line)
+            if match := re.search(r"listening on (ws://\S+)", line):
+                self.url = match.group(1)
+                return self.url
+        raise TimeoutError("memstream serve did not start")
+
+    def rss_mb(self) -> float:
+        """RSS of the gateway process (the Ray actors, when used, are separate processes)."""
+        return psutil.Process(self.process.pid).memory_info().rss / 2**20
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def seed_item(i: int, users: int) -> tuple[str, str]:
+    """The ``i``-th seeded memory and its user (bench-compare stores the same items in mem0ai)."""
+    topic, other = TOPICS[i % len(TOPICS)], TOPICS[(i * 7) % len(TOPICS)]
+    return f"Memory {i}: enjoys {topic} and sometimes {other} (note {i % 97})", f"user-{i % users}"
+
+
+async def seed(url: str, token: str, memories: int, users: int, concurrency: int = 32) -> dict:
+    """One public ``add(infer=False)`` per memory, ``concurrency`` connections."""
+    started = time.perf_counter()
+    progress = tqdm(total=memories, desc="seeding memories", unit="mem")
+    queue = list(range(memories))
+
+    async def worker() -> None:
+        async with MemoryClient(url, token) as client:
+            while queue:
+                i = queue.pop()
+                text, user = seed_item(i, users)
+                await client.add(text, user_id=user, infer=False, request_id=f"seed-{i}")
+                progress.update(1)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker)
+    progress.close()
+    seconds = time.perf_counter() - started
+    return {"memories": memories, "users": users, "seconds": round(seconds, 1),
+            "adds_per_s": round(memories / seconds, 1)}
+
+
+async def search_latency(url: str, token: str, clients: int, per_client: int, users: int,
+                         plan: list[tuple[str, str]] | None = None) -> dict:
+    """``plan``: fixed (query, user) pairs, split over the clients; else random ones."""
+    samples: list[float] = []
+    per_client = len(plan) // clients if plan else per_client
+    progress = tqdm(total=clients * per_client, desc=f"search x{clients} clients", unit="q")
+
+    async def one(c: int) -> None:
+        rng = random.Random(c)
+        mine = plan[c::clients][:per_client] if plan else [
+            (rng.choice(QUERIES), f"user-{rng.randrange(users)}") for _ in range(per_client)]
+        async with MemoryClient(url, token) as client:
+            await client.search("warm up", user_id="user-0")
+            for query, user in mine:
+                started = time.perf_counter()
+                await client.search(query, user_id=user, limit=5)
+                samples.append((time.perf_counter() - started) * 1000)
+                progress.update(1)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for c in range(clients):
+            tg.start_soon(one, c)
+    seconds = time.perf_counter() - started
+    progress.close()
+    return {"clients": clients, **_stats(samples), "searches_per_s": round(len(samples) / seconds, 1)}
+
+
+async def subscriber_latency(url: str, token: str, subscribers: int, events: int) -> dict:
+    """Latency from the commit (the event's ``created_at``, stamped just before the journal
+    append) to its arrival at each subscriber."""
+    owner = f"fanout-{subscribers}"
+    samples: list[float] = []
+    received = {"n": 0}
+    done = anyio.Event()
+    expected = subscribers * events
+    progress = tqdm(total=expected, desc=f"events to {subscribers} subscribers", unit="ev")
+
+    finished = anyio.Event()
+
+    async def subscriber(ready: anyio.Event) -> None:
+        async with MemoryClient(url, token, request_timeout_s=120) as client:
+            async with aclosing(client.subscribe(user_id=owner)) as stream:
+                ready.set()
+                async for event in stream:
+                    arrived = time.time()
+                    committed = dt.datetime.fromisoformat(event.created_at).timestamp()
+                    samples.append((arrived - committed) * 1000)
+                    received["n"] += 1
+                    progress.update(1)
+                    if received["n"] >= expected:
+                        done.set()
+                    if event.seq >= events:
+                        break
+            await finished.wait()  # keep the connection until every subscriber is done
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(subscribers):
+            ready = anyio.Event()
+            tg.start_soon(subscriber, ready)
+            await ready.wait()
+        await anyio.sleep(1.0)  # let every subscription be registered on the server
+        async with MemoryClient(url, token) as writer:
+            for i in range(events):
+                await writer.add(f"fan-out event {i}", user_id=owner, infer=False)
+                await anyio.sleep(0.05)
+        with anyio.move_on_after(120):
+            await done.wait()
+        finished.set()
+        tg.cancel_scope.cancel()
+    progress.close()
+    return {"subscribers": subscribers, "events": events, "delivered": received["n"], **_stats(samples)}
+
+
+async def idle_connections(server: Server, url: str, token: str, count: int) -> dict:
+    base = server.rss_mb()
+    sockets = []
+    progress = tqdm(total=count, desc="idle connections", unit="conn")
+    limiter = anyio.Semaphore(64)
+
+    async def open_one() -> None:
+        async with limiter:
+            ws = await connect(url, compression=None, open_timeout=120)
+            await ws.recv()  # welcome
+            await ws.send(f'{{"type":"auth","id":1,"token":"{token}"}}')
+            await ws.recv()
+            sockets.append(ws)
+            progress.update(1)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(count):
+            tg.start_soon(open_one)
+    seconds = time.perf_counter() - started
+    await anyio.sleep(2)
+    loaded = server.rss_mb()
+    progress.close()
+    for ws in sockets:
+        await ws.close()
+    return {"connections": len(sockets), "rss_before_mb": round(base, 1), "rss_with_connections_mb": round(loaded, 1),
+            "kb_per_connection": round((loaded - base) * 1024 / max(1, len(sockets)), 1),
+            "open_seconds": round(seconds, 1)}
+
+
+async def run(args: argparse.Namespace) -> dict:
+    _raise_fd_limit()
+    runner = web.AppRunner(make_app(0.2))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    llm_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    data_dir = tempfile.mkdtemp(prefix="memstream-bench-gateway-")
+    server = Server(args.runtime, data_dir, llm_url)
+    token = mint_token(SECRET, tenant="default", owners=["*"], rights=["read", "write", "subscribe"], ttl_s=86400)
+    results: dict = {"benchmark": "gateway", "runtime": args.runtime, "machine": describe()}
+    try:
+        url = await anyio.to_thread.run_sync(server.wait_ready)
+        results["seed"] = await seed(url, token, args.memories, args.users)
+        results["search"] = [await search_latency(url, token, c, max(20, args.searches // c), args.users)
+                             for c in args.clients]
+        results["subscribers"] = [await subscriber_latency(url, token, s, args.events) for s in args.subscribers]
+        results["idle"] = await idle_connections(server, url, token, args.idle)
+    finally:
+        server.stop()
+        await runner.cleanup()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="memstream bench-gateway", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runtime", choices=["ray", "local"], default="ray")
+    parser.add_argument("--memories", type=int, default=20000)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--searches", type=int, default=640, help="searches per concurrency level")
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100, 1000])
+    parser.add_argument("--events", type=int, default=20, help="events per subscriber level")
+    parser.add_argument("--idle", type=int, default=10000)
+    parser.add_argument("--out", default="bench/results/gateway.json")
+    args = parser.parse_args(argv)
+    write_results(anyio.run(run, args), args.out)
+
+
+if __name__ == "__main__":
+    main()
