@@ -5,7 +5,11 @@ throughput can be measured against a known LLM latency (the LLM-bound ceiling is
 users ÷ (calls per turn × latency)):
 
 - a ``facts`` schema: the user's clauses, split on punctuation and "and";
-- a ``memory`` schema: NONE for a fact that equals an existing memory, else ADD.
+- a ``memory`` schema: NONE for a fact that equals an existing memory, else ADD;
+- a ``relations`` schema (graph memory): "I <verb> [prep] <thing>" clauses as triples;
+- mem0ai's single-call "additive extraction" (``json_object``, no schema, a ``## New Messages``
+  section): the same clauses as for ``facts``, as ``{"memory": [{"text": ...}]}`` - so memstream
+  and mem0ai get the same facts at the same latency (``/stats`` counts calls per system).
 
     python -m scripts.fake_llm_server --port 8099 --latency-ms 200
 """
@@ -57,17 +61,59 @@ def answer(body: dict[str, Any]) -> str:
                                                   spec.get("items", {}).get("maxLength", 200))})
     if "memory" in properties:
         return json.dumps({"memory": decide(prompt)})
+    if "relations" in properties:
+        spec = properties["relations"]
+        conversation = prompt.split("\n", 1)[1] if prompt.startswith("Today is") else prompt
+        return json.dumps({"relations": extract_relations(conversation, spec.get("maxItems", 8))})
+    if MEM0_SECTION in prompt:
+        return json.dumps({"memory": [{"text": fact} for fact in mem0_facts(prompt)]})
     return "{}"
+
+
+MEM0_SECTION = "## New Messages\n"
+# memstream's defaults (memory.max_facts, memory.max_fact_chars): both systems get the same facts
+MEM0_MAX_FACTS, MEM0_MAX_FACT_CHARS = 4, 80
+
+
+def mem0_facts(prompt: str) -> list[str]:
+    """The facts for mem0ai's extraction prompt: the ``user:`` lines of its New Messages section."""
+    section = prompt.split(MEM0_SECTION, 1)[1].split("\n## ", 1)[0]
+    return extract_facts(section, MEM0_MAX_FACTS, MEM0_MAX_FACT_CHARS)
+
+
+def system_of(body: dict[str, Any]) -> str:
+    """Which benchmarked system sent the request: ``mem0`` or ``memstream``."""
+    messages = body.get("messages") or [{}]
+    return "mem0" if MEM0_SECTION in str(messages[-1].get("content", "")) else "memstream"
+
+
+_FIRST_PERSON = re.compile(r"^(?:I|i)\s+(\w+)(?:\s+(in|at|to|for|with|from))?\s+(?:(?:a|an|the|my)\s+)?(.+)$")
+
+
+def extract_relations(conversation: str, max_items: int) -> list[dict[str, Any]]:
+    """``I <verb> [in|at|...] <rest>`` clauses become (I, verb_prep, rest) triples."""
+    lines = [line.split(":", 1)[1] for line in conversation.splitlines() if line.startswith("user:")]
+    triples: list[dict[str, Any]] = []
+    for clause in _CLAUSES.split(" ".join(lines)):
+        match = _FIRST_PERSON.match(clause.strip())
+        if match:
+            verb, prep, rest = match.groups()
+            relationship = f"{verb}_{prep}" if prep else verb
+            triples.append({"source": "I", "relationship": relationship.lower(), "destination": rest[:60]})
+    return triples[:max_items]
 
 
 class FakeLLM:
     def __init__(self, latency_s: float):
         self.latency_s = latency_s
         self.calls = 0
+        self.calls_by_system: dict[str, int] = {}
 
     async def chat(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.calls += 1
+        system = system_of(body)
+        self.calls_by_system[system] = self.calls_by_system.get(system, 0) + 1
         await asyncio.sleep(self.latency_s)
         content = answer(body)
         return web.json_response({
@@ -78,7 +124,7 @@ class FakeLLM:
         })
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"calls": self.calls})
+        return web.json_response({"calls": self.calls, "by_system": self.calls_by_system})
 
 
 def make_app(latency_s: float) -> web.Application:
