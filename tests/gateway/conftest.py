@@ -10,6 +10,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -109,30 +110,39 @@ async def raw_client(url: str, auth: str | None = None, **connect_options: Any) 
     return ws, client
 
 
+@contextmanager
+def serving_on(portal: Any, config: Config, memory: Any) -> Iterator[Gateway]:
+    """Run a gateway over ``memory`` on the portal's event loop (a thread of its own)."""
+    stop = portal.call(anyio.Event)
+    started = threading.Event()
+    gateway = Gateway(config, memory, secret=SECRET)
+
+    async def serve() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(gateway.serve, stop)
+            started.set()
+
+    future = portal.start_task_soon(serve)
+    assert started.wait(30), "gateway did not start"
+    try:
+        yield gateway
+    finally:
+        portal.call(stop.set)
+        future.result(timeout=60)
+
+
 @pytest.fixture
 def threaded_gateway(tmp_path: Path, embedder) -> Iterator[LiveGateway]:
     """The gateway on its own thread and event loop, for blocking callers."""
     config = gateway_config(load_config("test", overrides={"data_dir": str(tmp_path / "data")}, environ={}))
     with start_blocking_portal() as portal:
         memory = portal.call(_open_memory, config, embedder)
-        stop = portal.call(anyio.Event)
-        started = threading.Event()
-        gateway = Gateway(config, memory, secret=SECRET)
-
-        async def serve() -> None:
-            async with anyio.create_task_group() as tg:
-                await tg.start(gateway.serve, stop)
-                started.set()
-
-        future = portal.start_task_soon(serve)
-        assert started.wait(30), "gateway did not start"
-        live = LiveGateway(gateway, memory)
-        live.portal = portal  # type: ignore[attr-defined]
         try:
-            yield live
+            with serving_on(portal, config, memory) as gateway:
+                live = LiveGateway(gateway, memory)
+                live.portal = portal  # type: ignore[attr-defined]
+                yield live
         finally:
-            portal.call(stop.set)
-            future.result(timeout=60)
             portal.call(memory.close)
 
 

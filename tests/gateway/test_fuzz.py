@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import ExitStack
-from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
-from gateway import protocol as p
 from tests.gateway.conftest import LiveGateway, token
+from tests.gateway.fuzzing import FuzzSession
 
 FRAMES = int(os.environ.get("MEMSTREAM_FUZZ_FRAMES", "1500"))
 TYPES = ["auth", "add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "head",
@@ -45,49 +42,8 @@ wire = st.one_of(
     st.text(max_size=200).map(lambda t: ("text", t)),
     st.binary(max_size=200).map(lambda b: ("binary", b)),
 )
-_server_frames = msgspec.json.Decoder(p.ServerFrame)
-
-
-class Session:
-    def __init__(self, url: str):
-        self.url = url
-        self.ws: Any = None
-        self.pings = 0
-        self.reconnects = 0
-
-    def open(self) -> None:
-        self.close()
-        self._stack = ExitStack()
-        self.ws = self._stack.enter_context(connect(self.url, max_size=None))
-        self.read()  # welcome
-        self.ws.send(json.dumps({"type": "auth", "id": "auth", "token": token(rights=["read", "write", "subscribe",
-                                                                                        "admin"])}))
-        self.drain_until("auth")
-
-    def close(self) -> None:
-        if getattr(self, "_stack", None) is not None:
-            self._stack.close()
-
-    def read(self) -> Any:
-        frame = _server_frames.decode(self.ws.recv(timeout=30))
-        assert not (isinstance(frame, p.Error) and frame.code == "internal"), frame
-        return frame
-
-    def drain_until(self, frame_id: Any) -> None:
-        while True:
-            frame = self.read()
-            if getattr(frame, "id", None) == frame_id and isinstance(frame, (p.Result, p.Error, p.Pong)):
-                return
-
-    def check_alive(self) -> None:
-        self.pings += 1
-        ping_id = f"ping-{self.pings}"
-        self.ws.send(json.dumps({"type": "ping", "id": ping_id}))
-        self.drain_until(ping_id)
-
-
 def test_random_frames_never_break_the_server(threaded_gateway: LiveGateway):
-    session = Session(threaded_gateway.url)
+    session = FuzzSession(threaded_gateway.url, token(rights=["read", "write", "subscribe", "admin"]))
     session.open()
     sent = {"frames": 0}
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +27,12 @@ from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
-from gateway import protocol as p
-from gateway.server import Gateway
 from runtime.config import Config, load_config
 from runtime.engine import AsyncMemory
 from runtime.errors import ConfigError
-from tests.gateway.conftest import SECRET, gateway_config, raw_client, token
+from tests.gateway.conftest import gateway_config, raw_client, serving_on, token
+from tests.gateway.fuzzing import FuzzSession
 from tests.reliability.conftest import EngineGateway, RuleLLM, open_gateway
 
 FRAMES = int(os.environ.get("MEMSTREAM_FUZZ_FRAMES", "2000"))
@@ -65,25 +61,13 @@ def seeded_gateway(tmp_path: Path, embedder) -> Iterator[Seeded]:
             added = portal.call(lambda kw=kwargs: memory.add(f"{CANARY} secret of {kw}", infer=False,
                                                              metadata={"k": "v", "n": 1}, **kw))
             victim_ids.append(added["results"][0]["id"])
-        stop = portal.call(anyio.Event)
-        started = threading.Event()
-        gateway = Gateway(config, memory, secret=SECRET)
-
-        async def serve() -> None:
-            async with anyio.create_task_group() as tg:
-                await tg.start(gateway.serve, stop)
-                started.set()
-
-        future = portal.start_task_soon(serve)
-        assert started.wait(30), "gateway did not start"
         try:
-            yield Seeded(EngineGateway(gateway, memory, llm), victim_ids)
-        finally:
-            portal.call(stop.set)
-            future.result(timeout=60)
+            with serving_on(portal, config, memory) as gateway:
+                yield Seeded(EngineGateway(gateway, memory, llm), victim_ids)
             heads = [portal.call(lambda: memory.head(user_id="victim")),
                      portal.call(lambda: memory.head(user_id="fuzz", tenant="elsewhere"))]
             texts = portal.call(lambda: memory.get_all(user_id="victim"))["results"]
+        finally:
             portal.call(memory.close)
     assert heads == [3, 1]  # the fuzz changed nothing of the victims
     assert len(texts) == 3 and all(CANARY in m["memory"] for m in texts)
@@ -148,54 +132,10 @@ def wire_strategy(victim_ids: list[str]) -> st.SearchStrategy[tuple[int, str, An
     return st.tuples(st.integers(0, 1), payloads)
 
 
-class Session:
-    """One fuzzing connection: re-opened after a legitimate close; every frame it reads is checked."""
-
-    def __init__(self, url: str, auth: str):
-        self.url, self.auth = url, auth
-        self.ws: Any = None
-        self.pings = self.reconnects = self.frames_read = 0
-        self._stack: ExitStack | None = None
-        self._decoder = msgspec.json.Decoder(p.ServerFrame)
-
-    def open(self) -> None:
-        self.close()
-        self._stack = ExitStack()
-        self.ws = self._stack.enter_context(connect(self.url, max_size=None))
-        self.read()
-        self.ws.send(json.dumps({"type": "auth", "id": "auth", "token": self.auth}))
-        self.drain_until("auth")
-
-    def close(self) -> None:
-        if self._stack is not None:
-            self._stack.close()
-            self._stack = None
-
-    def read(self) -> Any:
-        raw = self.ws.recv(timeout=30)
-        self.frames_read += 1
-        assert CANARY not in (raw if isinstance(raw, str) else raw.decode("utf-8", "replace")), raw
-        frame = self._decoder.decode(raw)
-        assert not (isinstance(frame, p.Error) and frame.code == "internal"), frame
-        return frame
-
-    def drain_until(self, frame_id: Any) -> None:
-        while True:
-            frame = self.read()
-            if getattr(frame, "id", None) == frame_id and isinstance(frame, (p.Result, p.Error, p.Pong)):
-                return
-
-    def check_alive(self) -> None:
-        self.pings += 1
-        ping_id = f"ping-{self.pings}"
-        self.ws.send(json.dumps({"type": "ping", "id": ping_id}))
-        self.drain_until(ping_id)
-
-
 def test_fuzzed_frames_never_crash_never_fail_internally_and_never_leak(seeded_gateway: Seeded, figures):
     url = seeded_gateway.live.url
-    sessions = [Session(url, token(["user:fuzz", "agent:fuzzbot", "run:fuzzrun"])),  # the victim's tenant
-                Session(url, token(tenant="other", rights=["read", "write", "subscribe", "admin"]))]
+    sessions = [FuzzSession(url, token(["user:fuzz", "agent:fuzzbot", "run:fuzzrun"]), CANARY),  # victim's tenant
+                FuzzSession(url, token(tenant="other", rights=["read", "write", "subscribe", "admin"]), CANARY)]
     for session in sessions:
         session.open()
     sent = {"frames": 0, "closes": 0}
