@@ -10,7 +10,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,18 @@ async def start_gateway(config: Config, memory: Any, stop: anyio.Event) -> async
             task.result()
         await asyncio.sleep(0.01)
     return gateway, task
+
+
+@asynccontextmanager
+async def running_gateway(config: Config, memory: Any, **settings: Any) -> AsyncIterator[Gateway]:
+    """A gateway over ``memory`` in this event loop, with these ``gateway`` settings."""
+    stop = anyio.Event()
+    gateway, task = await start_gateway(gateway_config(config, **settings), memory, stop)
+    try:
+        yield gateway
+    finally:
+        stop.set()
+        await task
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from gateway.client import MemoryClient
 from runtime.errors import Forbidden, NotFound, Unauthenticated
 from runtime.model import MemoryAdded, MemoryDeleted, MemoryUpdated
-from tests.gateway.conftest import LiveGateway, gateway_config, raw_client, start_gateway, token
+from tests.gateway.conftest import LiveGateway, gateway_config, raw_client, running_gateway, start_gateway, token
 
 
 async def test_welcome_ping_and_requests_before_auth(live: LiveGateway):
@@ -223,10 +223,8 @@ async def test_oversized_frames_close_with_1009_and_invalid_utf8_with_1007(confi
     from runtime.engine import AsyncMemory
 
     async with AsyncMemory(config, llm=llm, embedder=embedder) as memory:
-        stop = anyio.Event()
-        gateway, task = await start_gateway(gateway_config(config, max_frame_bytes=4096), memory, stop)
-        url = f"ws://127.0.0.1:{gateway.port}/ws"
-        try:
+        async with running_gateway(config, memory, max_frame_bytes=4096) as gateway:
+            url = f"ws://127.0.0.1:{gateway.port}/ws"
             ws, raw = await raw_client(url, auth=token())
             await ws.send(json.dumps({"type": "add", "id": 1, "messages": "x" * 10000, "user_id": "a"}))
             with pytest.raises(ConnectionClosed):
@@ -240,19 +238,14 @@ async def test_oversized_frames_close_with_1009_and_invalid_utf8_with_1007(confi
             ws, raw = await raw_client(url)  # the server is fine
             assert (await raw.call({"type": "ping", "id": 1}))["type"] == "pong"
             await ws.close()
-        finally:
-            stop.set()
-            await task
 
 
 async def test_in_flight_and_rate_limits_answer_overloaded(config, embedder, llm):
     from runtime.engine import AsyncMemory
 
     async with AsyncMemory(config, llm=llm, embedder=embedder) as memory:
-        stop = anyio.Event()
         settings = dict(max_in_flight=2, rate_per_s=20.0, rate_burst=5)
-        gateway, task = await start_gateway(gateway_config(config, **settings), memory, stop)
-        try:
+        async with running_gateway(config, memory, **settings) as gateway:
             ws, raw = await raw_client(f"ws://127.0.0.1:{gateway.port}/ws", auth=token())
             for i in range(12):
                 await raw.send({"type": "search", "id": i, "query": "anything", "user_id": "a"})
@@ -264,9 +257,6 @@ async def test_in_flight_and_rate_limits_answer_overloaded(config, embedder, llm
             assert (await raw.call({"type": "search", "id": "later", "query": "x", "user_id": "a"}))["type"] == \
                 "result"
             await ws.close()
-        finally:
-            stop.set()
-            await task
 
 
 async def test_graceful_shutdown_finishes_accepted_adds_then_closes_1001(config, embedder):
@@ -310,10 +300,8 @@ async def test_slow_subscriber_is_cut_off_with_resync_and_never_slows_writers(co
 
     config = msgspec.structs.replace(config, memory=msgspec.structs.replace(config.memory, subscriber_queue=8))
     async with AsyncMemory(config, llm=llm, embedder=embedder) as memory:
-        stop = anyio.Event()
-        gateway, task = await start_gateway(gateway_config(config, outbound_queue=8), memory, stop)
-        url = f"ws://127.0.0.1:{gateway.port}/ws"
-        try:
+        async with running_gateway(config, memory, outbound_queue=8) as gateway:
+            url = f"ws://127.0.0.1:{gateway.port}/ws"
             slow_ws, slow = await raw_client(url, auth=token(), max_size=None)
             await slow.call({"type": "subscribe", "id": "s", "user_id": "hal"})
             # the slow subscriber now reads nothing while a writer adds large memories
@@ -343,9 +331,6 @@ async def test_slow_subscriber_is_cut_off_with_resync_and_never_slows_writers(co
             assert rest == list(range(len(seqs) + 1, N + 1))
             assert writer_s < 120  # the writer was never stuck behind the subscriber
             await slow_ws.close()
-        finally:
-            stop.set()
-            await task
 
 
 async def test_heartbeats_carry_the_head_seq(config, embedder, llm):
@@ -354,29 +339,22 @@ async def test_heartbeats_carry_the_head_seq(config, embedder, llm):
     async with AsyncMemory(config, llm=llm, embedder=embedder) as memory:
         await memory.add("one", user_id="ivy", infer=False)
         await memory.add("two", user_id="ivy", infer=False)
-        stop = anyio.Event()
-        gateway, task = await start_gateway(gateway_config(config, heartbeat_s=0.2), memory, stop)
-        try:
+        async with running_gateway(config, memory, heartbeat_s=0.2) as gateway:
             ws, raw = await raw_client(f"ws://127.0.0.1:{gateway.port}/ws", auth=token())
             answer = await raw.call({"type": "subscribe", "id": "s", "user_id": "ivy", "after_seq": 2})
             assert answer["data"]["head"] == 2
             beat = await raw.until("heartbeat")
             assert beat == {"type": "heartbeat", "subscription": "s", "owner": "user:ivy", "head": 2}
             await ws.close()
-        finally:
-            stop.set()
-            await task
 
 
 async def test_allowed_origins_and_connection_limit(config, embedder, llm):
     from runtime.engine import AsyncMemory
 
     async with AsyncMemory(config, llm=llm, embedder=embedder) as memory:
-        stop = anyio.Event()
         settings = dict(allowed_origins=["http://app.example"], max_connections=2)
-        gateway, task = await start_gateway(gateway_config(config, **settings), memory, stop)
-        url = f"ws://127.0.0.1:{gateway.port}/ws"
-        try:
+        async with running_gateway(config, memory, **settings) as gateway:
+            url = f"ws://127.0.0.1:{gateway.port}/ws"
             with pytest.raises(Exception, match="403"):
                 await connect(url, origin="http://evil.example")
             first = await connect(url, origin="http://app.example")
@@ -385,9 +363,6 @@ async def test_allowed_origins_and_connection_limit(config, embedder, llm):
                 await connect(url)
             await first.close()
             await second.close()
-        finally:
-            stop.set()
-            await task
 
 
 async def test_http_routes_viewer_metrics_health_protocol(live: LiveGateway):
