@@ -134,6 +134,9 @@ class QdrantConfig(_Section, tag="qdrant", tag_field="provider"):
     write_consistency_factor: int = 1
     on_disk_payload: bool = True
     timeout_s: float = 10.0
+    # very large tenants get shards of their own (Qdrant's user-defined sharding); set at creation
+    dedicated_tenants: list[str] = []
+    dedicated_shard_number: int = 1  # shards per dedicated tenant's key (the shared key uses shard_number)
 
 
 VectorStoreConfig = QdrantEdgeConfig | QdrantConfig

@@ -26,4 +26,5 @@ def make_vector_store(config: Config, *, path_suffix: str | None = None) -> Vect
         api_key_env=section.api_key_env, collection=section.collection, shard_number=section.shard_number,
         replication_factor=section.replication_factor, write_consistency_factor=section.write_consistency_factor,
         on_disk_payload=section.on_disk_payload, timeout_s=section.timeout_s,
+        dedicated_tenants=section.dedicated_tenants, dedicated_shard_number=section.dedicated_shard_number,
     )

@@ -3,6 +3,9 @@
 One collection for all tenants (Qdrant's multitenancy guidance): ``owner`` is a keyword
 index with ``is_tenant=true`` so Qdrant co-locates each owner's points, ``tenant`` and the
 scope ids are keyword indexes, and every write waits for the write to be applied.
+Very large tenants can have shards of their own (``dedicated_tenants``): the collection then
+uses Qdrant's user-defined sharding, with a ``shared`` shard key for every other tenant, and every
+call names its tenant's key so it touches only those shards.
 ``location=":memory:"`` runs qdrant-client's in-process mode; it is slow (hundreds of ms per
 filtered search at 20k points) and only meant for tests.
 """
@@ -52,10 +55,21 @@ def build_filter(tenant: str, scope: Scope | None, filters: Expr | None) -> mode
     return qdrant_filter.build_filter(_DIALECT, tenant, scope, filters)
 
 
+SHARED_SHARD_KEY = "shared"
+
+
+def shard_key_for(tenant: str, dedicated: frozenset[str]) -> str | None:
+    """The shard key a tenant's points live under; None when the collection is not custom-sharded."""
+    if not dedicated:
+        return None
+    return f"tenant:{tenant}" if tenant in dedicated else SHARED_SHARD_KEY
+
+
 class QdrantVectorStore:
     def __init__(self, *, url: str | None = None, location: str | None = None, api_key_env: str = "QDRANT_API_KEY",
                  collection: str = "memstream", shard_number: int = 1, replication_factor: int = 1,
-                 write_consistency_factor: int = 1, on_disk_payload: bool = True, timeout_s: float = 10.0):
+                 write_consistency_factor: int = 1, on_disk_payload: bool = True, timeout_s: float = 10.0,
+                 dedicated_tenants: list[str] | None = None, dedicated_shard_number: int = 1):
         if url:
             self._client = AsyncQdrantClient(url=url, api_key=os.environ.get(api_key_env), timeout=int(timeout_s),
                                              check_compatibility=False)  # open() probes the server itself
@@ -67,6 +81,11 @@ class QdrantVectorStore:
         self._write_consistency_factor = write_consistency_factor
         self._on_disk_payload = on_disk_payload
         self._local = not url
+        self._dedicated = frozenset(dedicated_tenants or ())
+        self._dedicated_shard_number = dedicated_shard_number
+
+    def _key(self, tenant: str) -> str | None:
+        return shard_key_for(tenant, self._dedicated)
 
     async def _call(self, coroutine: Any) -> Any:
         try:
@@ -76,16 +95,20 @@ class QdrantVectorStore:
 
     async def open(self, dims: int) -> None:
         if await self._call(self._client.collection_exists(self.collection)):
+            await self._create_shard_keys(existing=True)
             return
+        custom = bool(self._dedicated)
         await self._call(self._client.create_collection(
             self.collection,
             vectors_config=models.VectorParams(size=dims, distance=models.Distance.COSINE),
-            shard_number=self._shard_number,
+            shard_number=None if custom else self._shard_number,
+            sharding_method=models.ShardingMethod.CUSTOM if custom else None,
             replication_factor=self._replication_factor,
             write_consistency_factor=self._write_consistency_factor,
             on_disk_payload=self._on_disk_payload,
             hnsw_config=models.HnswConfigDiff(payload_m=16, m=0),
         ))
+        await self._create_shard_keys(existing=False)
         if self._local:
             return  # qdrant-client's local mode has no payload indexes (and warns about them)
         for field in INDEXED_KEYWORDS:
@@ -94,16 +117,37 @@ class QdrantVectorStore:
             await self._call(self._client.create_payload_index(self.collection, field, field_schema=schema,
                                                                wait=True))
 
+    async def _create_shard_keys(self, *, existing: bool) -> None:
+        """One key for the shared tenants and one per dedicated tenant; a key added to the config
+        later is created on the next start (points written before stay under ``shared``)."""
+        if not self._dedicated or self._local:  # the local mode has no sharding (it ignores the keys)
+            return
+        keys = [(SHARED_SHARD_KEY, self._shard_number)]
+        keys += [(f"tenant:{t}", self._dedicated_shard_number) for t in sorted(self._dedicated)]
+        for key, shards in keys:
+            try:
+                await self._client.create_shard_key(self.collection, key, shards_number=shards,
+                                                    replication_factor=self._replication_factor)
+            except UnexpectedResponse as exc:
+                if not (existing and "already exists" in str(exc)):
+                    raise BackendUnavailable(f"Qdrant: creating shard key {key!r}: {exc}",
+                                             backend="vector_store") from exc
+
     async def close(self) -> None:
         await self._client.close()
 
     async def upsert(self, records: list[MemoryRecord], vectors: list[list[float]]) -> None:
         if not records:
             return
-        points = [models.PointStruct(id=r.id, vector=v, payload=to_payload(r)) for r, v in zip(records, vectors)]
-        await self._call(self._client.upsert(self.collection, points=points, wait=True))
+        by_key: dict[str | None, list[models.PointStruct]] = {}
+        for record, vector in zip(records, vectors):
+            point = models.PointStruct(id=record.id, vector=vector, payload=to_payload(record))
+            by_key.setdefault(self._key(record.tenant), []).append(point)
+        for key, points in by_key.items():
+            await self._call(self._client.upsert(self.collection, points=points, wait=True, shard_key_selector=key))
 
     async def delete(self, memory_ids: list[str]) -> None:
+        """By id alone: without a shard key Qdrant looks in every shard."""
         if memory_ids:
             await self._call(self._client.delete(
                 self.collection, points_selector=models.PointIdsList(points=list(memory_ids)), wait=True))
@@ -112,7 +156,7 @@ class QdrantVectorStore:
                      limit: int, threshold: float | None = None) -> list[Hit]:
         response = await self._call(self._client.query_points(
             self.collection, query=vector, query_filter=build_filter(tenant, scope, filters), limit=limit,
-            score_threshold=threshold, with_payload=True,
+            score_threshold=threshold, with_payload=True, shard_key_selector=self._key(tenant),
         ))
         return [Hit(from_payload(str(p.id), p.payload or {}), float(p.score)) for p in response.points]
 
@@ -120,7 +164,8 @@ class QdrantVectorStore:
         valid = [m for m in memory_ids if is_uuid(m)]
         if not valid:
             return []
-        points = await self._call(self._client.retrieve(self.collection, ids=valid, with_payload=True))
+        points = await self._call(self._client.retrieve(self.collection, ids=valid, with_payload=True,
+                                                        shard_key_selector=self._key(tenant)))
         records = [from_payload(str(p.id), p.payload or {}) for p in points]
         return [r for r in records if r.tenant == tenant]
 
@@ -131,6 +176,7 @@ class QdrantVectorStore:
             points, cursor = await self._call(self._client.scroll(
                 self.collection, scroll_filter=build_filter(tenant, scope, filters),
                 limit=min(wanted - len(records), 1000), offset=cursor, with_payload=True, with_vectors=False,
+                shard_key_selector=self._key(tenant),
             ))
             records.extend(from_payload(str(p.id), p.payload or {}) for p in points)
             if cursor is None:
@@ -139,6 +185,7 @@ class QdrantVectorStore:
 
     async def count(self, *, tenant: str, scope: Scope | None, filters: Expr | None) -> int:
         result = await self._call(self._client.count(
-            self.collection, count_filter=build_filter(tenant, scope, filters), exact=True))
+            self.collection, count_filter=build_filter(tenant, scope, filters), exact=True,
+            shard_key_selector=self._key(tenant)))
         return int(result.count)
 

@@ -24,16 +24,19 @@ def vec(seed: int) -> list[float]:
     return [rng.uniform(-1, 1) for _ in range(DIMS)]
 
 
-@pytest.fixture(params=["edge", "qdrant-local", "qdrant-server"])
+@pytest.fixture(params=["edge", "qdrant-local", "qdrant-local-sharded", "qdrant-server", "qdrant-server-sharded"])
 async def store(request, tmp_path):
+    # "-sharded": tenant t1 has shards of its own (user-defined sharding), every other tenant shares
+    dedicated = ["t1"] if request.param.endswith("-sharded") else None
     if request.param == "edge":
         s = EdgeVectorStore(tmp_path / "edge")
-    elif request.param == "qdrant-local":
-        s = QdrantVectorStore(location=":memory:")
+    elif request.param.startswith("qdrant-local"):
+        s = QdrantVectorStore(location=":memory:", dedicated_tenants=dedicated)
     else:
         if not QDRANT_URL:
             pytest.skip("set MEMSTREAM_QDRANT_URL to run the contract against a Qdrant server")
-        s = QdrantVectorStore(url=QDRANT_URL, collection=f"test_{uuid.uuid4().hex[:10]}")
+        s = QdrantVectorStore(url=QDRANT_URL, collection=f"test_{uuid.uuid4().hex[:10]}", dedicated_tenants=dedicated,
+                              shard_number=2)
     await s.open(DIMS)
     yield s
     await s.close()
@@ -138,3 +141,11 @@ async def test_an_agent_or_run_scope_never_reaches_a_users_memories(store):
     assert await store.count(tenant="t1", scope=Scope(agent_id="helper"), filters=None) == 1
     listed = await store.list(tenant="t1", scope=Scope(user_id="alice", agent_id="helper"), filters=None, limit=10)
     assert [r.text for r in listed] == ["alice's, via helper"]
+
+
+def test_dedicated_tenants_get_their_own_shard_key():
+    from runtime.vectors.qdrant import SHARED_SHARD_KEY, shard_key_for
+
+    assert shard_key_for("t1", frozenset()) is None  # not custom-sharded
+    assert shard_key_for("big", frozenset({"big"})) == "tenant:big"
+    assert shard_key_for("small", frozenset({"big"})) == SHARED_SHARD_KEY
