@@ -40,6 +40,11 @@ MEM0_VENV = ROOT / ".cache" / "bench" / "mem0-venv"
 MEM0_REQUIREMENTS = ROOT / "scripts" / "mem0_requirements.txt"
 MEM0_DRIVER = ROOT / "scripts" / "mem0_driver.py"
 LOCOMO = ROOT.parent / "shared" / "data" / "locomo" / "locomo10.json"
+
+
+def _shown(path: Path) -> str:
+    """A path as results record it: relative to the project, never this machine's layout."""
+    return os.path.relpath(path, ROOT)
 TOPICS = ["sailing", "chess", "opera", "baking", "tennis", "poetry", "cycling", "pottery", "jazz", "hiking"]
 QUERIES = ["what sport does the user like", "favourite food", "hobbies on weekends", "music taste",
            "where did they travel", "pets and animals", "work and career", "books they read"]
@@ -770,7 +775,7 @@ async def run(args: argparse.Namespace) -> dict:
                                   "store_seconds": found["add_seconds"],
                                   "search": latency_stats(found["search_samples_ms"])}
         locomo.update(conversations=len(conversations), questions=len(evidence),
-                      turns=sum(len(c["turns"]) for c in conversations), source=str(locomo_path))
+                      turns=sum(len(c["turns"]) for c in conversations), source=_shown(locomo_path))
     results["versions"]["memstream"] = results["machine"]["versions"]
     results["targets"] = _targets(results)
     results["notes"] = _notes(results, args)
