@@ -264,7 +264,6 @@ class Connection:
         frame = subscription.frame
         failure: MemstreamError | None = None
         last = frame.after_seq
-        last_by_owner: dict[str, int] = {}
 
         async def pump() -> None:
             nonlocal failure
@@ -295,7 +294,6 @@ class Connection:
                         await self.send(p.Event(subscription=frame.id, seq=event.seq, owner=event.owner, event=event))
                         metrics.events.inc()
                         last = event.seq
-                        last_by_owner[event.owner] = event.seq
             if subscription.overflowed:
                 metrics.resyncs.inc()
                 log.info("subscriber_resync", peer=self.peer, subscription=frame.id, from_seq=last)

@@ -124,7 +124,8 @@ class Fanout:
                 try:
                     async with aclosing(stream) as events:
                         async for event in events:
-                            upstream.last = max(upstream.last, event.seq) if owner else upstream.last
+                            if owner is not None:  # a tenant stream mixes owners' seqs: no single head
+                                upstream.last = max(upstream.last, event.seq)
                             self.hub.publish_events([event])
                 except ResyncRequired:
                     log.warning("upstream_resync", tenant=tenant, owner=owner, last=upstream.last)

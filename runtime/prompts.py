@@ -56,11 +56,15 @@ DECISION_EXAMPLES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _with_examples(instructions: str, examples: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+def _render(instructions: str, examples: tuple[tuple[str, str], ...], body: str,
+            today: dt.date) -> list[dict[str, str]]:
+    """Instructions and examples first (the static prefix vLLM's cache shares across users),
+    then the date and the call's own content."""
     messages = [{"role": "system", "content": instructions}]
     for question, answer in examples:
         messages.append({"role": "user", "content": question})
         messages.append({"role": "assistant", "content": answer})
+    messages.append({"role": "user", "content": f"Today is {today.isoformat()}.\n{body}"})
     return messages
 
 
@@ -108,20 +112,13 @@ def decision_schema(allowed_ids: list[str], max_items: int, max_chars: int) -> d
 
 
 def render_extraction(conversation: str, today: dt.date) -> list[dict[str, str]]:
-    messages = _with_examples(EXTRACTION_INSTRUCTIONS, EXTRACTION_EXAMPLES)
-    messages.append({"role": "user", "content": f"Today is {today.isoformat()}.\n{conversation}"})
-    return messages
+    return _render(EXTRACTION_INSTRUCTIONS, EXTRACTION_EXAMPLES, conversation, today)
 
 
 def render_decision(existing: list[dict[str, str]], facts: list[str], today: dt.date) -> list[dict[str, str]]:
-    messages = _with_examples(DECISION_INSTRUCTIONS, DECISION_EXAMPLES)
-    body = (
-        f"Today is {today.isoformat()}.\n"
-        f"Existing memories:\n{json.dumps(existing, ensure_ascii=False)}\n"
-        f"New facts:\n{json.dumps(facts, ensure_ascii=False)}"
-    )
-    messages.append({"role": "user", "content": body})
-    return messages
+    body = (f"Existing memories:\n{json.dumps(existing, ensure_ascii=False)}\n"
+            f"New facts:\n{json.dumps(facts, ensure_ascii=False)}")
+    return _render(DECISION_INSTRUCTIONS, DECISION_EXAMPLES, body, today)
 
 
 RELATIONS_INSTRUCTIONS = """\
@@ -180,6 +177,4 @@ def relations_schema(max_items: int, max_chars: int) -> dict[str, Any]:
 
 def render_relations(conversation: str, today: dt.date) -> list[dict[str, str]]:
     """Static instructions and examples first (shared prefix), the conversation last."""
-    messages = _with_examples(RELATIONS_INSTRUCTIONS, RELATIONS_EXAMPLES)
-    messages.append({"role": "user", "content": f"Today is {today.isoformat()}.\n{conversation}"})
-    return messages
+    return _render(RELATIONS_INSTRUCTIONS, RELATIONS_EXAMPLES, conversation, today)

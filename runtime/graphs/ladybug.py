@@ -27,31 +27,20 @@ import structlog
 
 from runtime.errors import BackendUnavailable
 from runtime.graphs.port import (
+    EDGE_COLUMNS,
     EDGE_LABEL,
     ENTITY_LABEL,
     EntityHit,
     EntityNode,
     RelationEdge,
     RelationHit,
-    scope_values,
+    edge_from_row,
+    scope_where,
 )
 from runtime.model import Scope
 
 log = structlog.get_logger("memstream.graph")
 T = TypeVar("T")
-
-_EDGE_COLUMNS = ("r.id, r.tenant, r.user_id, r.agent_id, r.run_id, a.id, a.name, r.relationship, b.id, b.name, "
-                 "r.valid_at, r.invalid_at, r.created_at, r.updated_at, r.version")
-
-
-def _edge(row: list[Any]) -> RelationEdge:
-    (rid, tenant, user_id, agent_id, run_id, source_id, source, relationship, destination_id, destination,
-     valid_at, invalid_at, created_at, updated_at, version) = row[:15]
-    return RelationEdge(id=rid, tenant=tenant, scope=Scope(user_id=user_id, agent_id=agent_id, run_id=run_id),
-                        source_id=source_id, source=source, relationship=relationship,
-                        destination_id=destination_id, destination=destination, valid_at=valid_at,
-                        invalid_at=invalid_at, created_at=created_at or "", updated_at=updated_at,
-                        version=int(version or 1))
 
 
 OWNER_LABEL = "Owner"
@@ -61,15 +50,6 @@ _ANCHOR = f"(o:{OWNER_LABEL} {{id: $anchor}})-[:{OWNS}]->"
 
 def _anchor(tenant: str, owner: str) -> str:
     return f"{tenant}\x1f{owner}"
-
-
-def _scope_where(scope: Scope | None, params: dict[str, Any]) -> str:
-    """AND-ed equalities on the scope ids present; the field names are constants, the values parameters."""
-    clauses = []
-    for field, value in scope_values(scope).items():
-        params[f"scope_{field}"] = value
-        clauses.append(f" AND r.{field} = $scope_{field}")
-    return "".join(clauses)
 
 
 class LadybugGraphStore:
@@ -214,7 +194,7 @@ class LadybugGraphStore:
         offset: int = 0,
     ) -> list[RelationEdge]:
         params: dict[str, Any] = {"anchor": _anchor(tenant, owner), "limit": int(limit), "skip": int(offset)}
-        where = "true" + _scope_where(scope, params)
+        where = "true" + scope_where(scope, params)
         if not include_invalid:
             where += " AND r.invalid_at IS NULL"
         if source_ids is not None:
@@ -225,20 +205,20 @@ class LadybugGraphStore:
             where += " AND list_contains($relationships, r.relationship)"
         rows = await self._run(lambda: self._query(
             f"MATCH {_ANCHOR}(a:{ENTITY_LABEL})-[r:{EDGE_LABEL}]->(b:{ENTITY_LABEL}) WHERE {where} "
-            f"RETURN {_EDGE_COLUMNS} ORDER BY r.created_at, r.id SKIP $skip LIMIT $limit", params))
-        return [_edge(row) for row in rows]
+            f"RETURN {EDGE_COLUMNS} ORDER BY r.created_at, r.id SKIP $skip LIMIT $limit", params))
+        return [edge_from_row(row) for row in rows]
 
     async def search_relations(
         self, tenant: str, owner: str, vector: list[float], *, scope: Scope | None, limit: int,
     ) -> list[RelationHit]:
         params: dict[str, Any] = {"anchor": _anchor(tenant, owner), "limit": int(limit),
                                   "vector": [float(x) for x in vector]}
-        where = "r.invalid_at IS NULL" + _scope_where(scope, params)
+        where = "r.invalid_at IS NULL" + scope_where(scope, params)
         rows = await self._run(lambda: self._query(
             f"MATCH {_ANCHOR}(a:{ENTITY_LABEL})-[r:{EDGE_LABEL}]->(b:{ENTITY_LABEL}) WHERE {where} "
             f"WITH a, r, b, array_cosine_similarity(r.embedding, CAST($vector AS FLOAT[{self._dims}])) AS score "
-            f"ORDER BY score DESC LIMIT $limit RETURN {_EDGE_COLUMNS}, score", params))
-        return [RelationHit(_edge(row), float(row[15])) for row in rows]
+            f"ORDER BY score DESC LIMIT $limit RETURN {EDGE_COLUMNS}, score", params))
+        return [RelationHit(edge_from_row(row), float(row[15])) for row in rows]
 
     async def count(self, tenant: str, owner: str) -> tuple[int, int]:
         params = {"tenant": tenant, "owner": owner}

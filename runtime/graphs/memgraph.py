@@ -22,13 +22,15 @@ import structlog
 
 from runtime.errors import BackendUnavailable, ConfigError
 from runtime.graphs.port import (
+    EDGE_COLUMNS,
     EDGE_LABEL,
     ENTITY_LABEL,
     EntityHit,
     EntityNode,
     RelationEdge,
     RelationHit,
-    scope_values,
+    edge_from_row,
+    scope_where,
 )
 from runtime.model import Scope
 
@@ -44,32 +46,12 @@ SCHEMA = (
 # edge-property indexes arrived in later Memgraph versions: useful, not required
 OPTIONAL_SCHEMA = (f"CREATE EDGE INDEX ON :{EDGE_LABEL}(id)", f"CREATE EDGE INDEX ON :{EDGE_LABEL}(owner)")
 
-_EDGE_COLUMNS = ("r.id, r.tenant, r.user_id, r.agent_id, r.run_id, a.id, a.name, r.relationship, b.id, b.name, "
-                 "r.valid_at, r.invalid_at, r.created_at, r.updated_at, r.version")
 _DOT = "reduce(s = 0.0, i IN range(0, size($vector) - 1) | s + {prop}[i] * $vector[i])"
 
 
 def unit(vector: list[float]) -> list[float]:
     norm = math.sqrt(sum(x * x for x in vector))
     return [float(x) / norm for x in vector] if norm else [float(x) for x in vector]
-
-
-def _edge(row: list[Any]) -> RelationEdge:
-    (rid, tenant, user_id, agent_id, run_id, source_id, source, relationship, destination_id, destination,
-     valid_at, invalid_at, created_at, updated_at, version) = row[:15]
-    return RelationEdge(id=rid, tenant=tenant, scope=Scope(user_id=user_id, agent_id=agent_id, run_id=run_id),
-                        source_id=source_id, source=source, relationship=relationship,
-                        destination_id=destination_id, destination=destination, valid_at=valid_at,
-                        invalid_at=invalid_at, created_at=created_at or "", updated_at=updated_at,
-                        version=int(version or 1))
-
-
-def _scope_where(scope: Scope | None, params: dict[str, Any]) -> str:
-    clauses = []
-    for field, value in scope_values(scope).items():
-        params[f"scope_{field}"] = value
-        clauses.append(f" AND r.{field} = $scope_{field}")
-    return "".join(clauses)
 
 
 class MemgraphGraphStore:
@@ -217,7 +199,7 @@ class MemgraphGraphStore:
         offset: int = 0,
     ) -> list[RelationEdge]:
         params: dict[str, Any] = {"tenant": tenant, "owner": owner, "limit": int(limit), "skip": int(offset)}
-        where = "r.tenant = $tenant AND r.owner = $owner" + _scope_where(scope, params)
+        where = "r.tenant = $tenant AND r.owner = $owner" + scope_where(scope, params)
         if not include_invalid:
             where += " AND r.invalid_at IS NULL"
         if source_ids is not None:
@@ -228,19 +210,19 @@ class MemgraphGraphStore:
             where += " AND r.relationship IN $relationships"
         rows = await self._read(
             f"MATCH (a:{ENTITY_LABEL} {{owner: $owner}})-[r:{EDGE_LABEL}]->(b:{ENTITY_LABEL}) WHERE {where} "
-            f"RETURN {_EDGE_COLUMNS} ORDER BY r.created_at, r.id SKIP $skip LIMIT $limit", params)
-        return [_edge(row) for row in rows]
+            f"RETURN {EDGE_COLUMNS} ORDER BY r.created_at, r.id SKIP $skip LIMIT $limit", params)
+        return [edge_from_row(row) for row in rows]
 
     async def search_relations(
         self, tenant: str, owner: str, vector: list[float], *, scope: Scope | None, limit: int,
     ) -> list[RelationHit]:
         params: dict[str, Any] = {"tenant": tenant, "owner": owner, "limit": int(limit), "vector": unit(vector)}
-        where = "r.tenant = $tenant AND r.owner = $owner AND r.invalid_at IS NULL" + _scope_where(scope, params)
+        where = "r.tenant = $tenant AND r.owner = $owner AND r.invalid_at IS NULL" + scope_where(scope, params)
         rows = await self._read(
             f"MATCH (a:{ENTITY_LABEL} {{owner: $owner}})-[r:{EDGE_LABEL}]->(b:{ENTITY_LABEL}) WHERE {where} "
             f"WITH a, r, b, {_DOT.format(prop='r.embedding')} AS score "
-            f"RETURN {_EDGE_COLUMNS}, score ORDER BY score DESC LIMIT $limit", params)
-        return [RelationHit(_edge(row), float(row[15])) for row in rows]
+            f"RETURN {EDGE_COLUMNS}, score ORDER BY score DESC LIMIT $limit", params)
+        return [RelationHit(edge_from_row(row), float(row[15])) for row in rows]
 
     async def count(self, tenant: str, owner: str) -> tuple[int, int]:
         params = {"tenant": tenant, "owner": owner}

@@ -12,7 +12,7 @@ ever spliced into Cypher.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -124,3 +124,28 @@ def scope_values(scope: Scope | None) -> dict[str, str]:
         return {}
     present = scope.fields()
     return {f: present[f] for f in SCOPE_FIELDS if f in present}
+
+
+# ---- Cypher shared by both adapters (LadybugDB and Memgraph speak the same dialect here) ----
+EDGE_COLUMNS = ("r.id, r.tenant, r.user_id, r.agent_id, r.run_id, a.id, a.name, r.relationship, b.id, b.name, "
+                "r.valid_at, r.invalid_at, r.created_at, r.updated_at, r.version")
+
+
+def edge_from_row(row: list[Any]) -> RelationEdge:
+    """A relation from the first 15 columns of ``EDGE_COLUMNS``."""
+    (rid, tenant, user_id, agent_id, run_id, source_id, source, relationship, destination_id, destination,
+     valid_at, invalid_at, created_at, updated_at, version) = row[:15]
+    return RelationEdge(id=rid, tenant=tenant, scope=Scope(user_id=user_id, agent_id=agent_id, run_id=run_id),
+                        source_id=source_id, source=source, relationship=relationship,
+                        destination_id=destination_id, destination=destination, valid_at=valid_at,
+                        invalid_at=invalid_at, created_at=created_at or "", updated_at=updated_at,
+                        version=int(version or 1))
+
+
+def scope_where(scope: Scope | None, params: dict[str, Any]) -> str:
+    """AND-ed equalities on the scope ids present; the field names are constants, the values parameters."""
+    clauses = []
+    for field, value in scope_values(scope).items():
+        params[f"scope_{field}"] = value
+        clauses.append(f" AND r.{field} = $scope_{field}")
+    return "".join(clauses)
