@@ -52,9 +52,6 @@ class _Subscription:
         self.buffer_send, self.buffer_receive = anyio.create_memory_object_stream[Any](capacity)
         self.overflowed = False
 
-    def depth(self) -> int:
-        return self.buffer_receive.statistics().current_buffer_used
-
 
 class Connection:
     def __init__(self, ws: ServerConnection, gateway: Gateway):

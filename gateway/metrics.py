@@ -33,7 +33,7 @@ class GatewayMetrics:
         self.outbound_depth = Gauge("memstream_gateway_outbound_queue_frames",
                                     "Frames waiting to be written, summed over connections", registry=r)
         self.subscriber_depth = Gauge("memstream_gateway_subscriber_queue_events",
-                                      "Events buffered in subscription queues, summed", registry=r)
+                                      "Live events waiting in subscribers' bounded queues, summed", registry=r)
 
     def track_queues(self, outbound: Callable[[], float], subscribers: Callable[[], float]) -> None:
         """Queue depths are read when scraped, not pushed on every frame."""

@@ -48,7 +48,7 @@ class Gateway:
         self._viewer = _viewer_html()
         self._schema = json.dumps(p.protocol_schema(), indent=2)
         self.metrics.track_queues(lambda: sum(c.outbound_depth() for c in self.connections),
-                                  lambda: sum(s.depth() for c in self.connections for s in c.subscriptions.values()))
+                                  self.fanout.hub.queued)
 
     async def serve(self, stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[Gateway] = anyio.TASK_STATUS_IGNORED,
                     ) -> None:

@@ -63,8 +63,10 @@ class EventHub:
                     subscriber.overflowed = True
                     subscriber.send.close()
 
-    def owner_subscribers(self, tenant: str, owner: str) -> int:
-        return len(self._subscribers.get((tenant, owner), ()))
+    def queued(self) -> int:
+        """Events waiting in subscribers' queues (a gauge for metrics)."""
+        everyone = [*self._subscribers.values(), *self._tenant_subscribers.values()]
+        return sum(sub.receive.statistics().current_buffer_used for group in everyone for sub in group)
 
     def subscriber_count(self) -> int:
         return (sum(len(s) for s in self._subscribers.values())
