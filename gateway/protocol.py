@@ -238,11 +238,11 @@ class Codec:
             raise FrameError("invalid_frame", _explain(str(exc)), _peek_id(data, is_text)) from None
         except RecursionError:
             raise FrameError("bad_frame", "frame is nested too deeply") from None
-        except UnicodeDecodeError:  # a MessagePack string that is not UTF-8
+        except UnicodeDecodeError:  # a MessagePack string that is not UTF-8 (msgspec < 0.23)
             raise FrameError("bad_frame", "frame holds a string that is not valid UTF-8") from None
-        except msgspec.DecodeError:
+        except msgspec.DecodeError as exc:  # msgspec >= 0.23 reports bad UTF-8 here too: keep its reason
             kind = "JSON" if is_text else "MessagePack"
-            raise FrameError("bad_frame", f"frame is not valid {kind}") from None
+            raise FrameError("bad_frame", f"frame is not valid {kind}: {exc}") from None
 
 
 def _peek_id(data: str | bytes, is_text: bool) -> Any:
