@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
-import openai
+import msgspec
 
 from runtime.errors import BackendUnavailable
+from runtime.http import OpenAIEndpoint
+
+
+class _Item(msgspec.Struct):
+    embedding: list[float]
+    index: int = 0
+
+
+class _Embeddings(msgspec.Struct):
+    data: list[_Item] = []
 
 
 class OpenAIEmbedder:
@@ -14,16 +22,13 @@ class OpenAIEmbedder:
                  timeout_s: float = 30.0):
         self.dims = dims
         self._model = model
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "none",
-                                          timeout=timeout_s, max_retries=2)
+        self._endpoint = OpenAIEndpoint(base_url, what="embeddings endpoint", backend="embedder",
+                                        api_key_env=api_key_env, timeout_s=timeout_s, retries=2)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        try:
-            response = await self._client.embeddings.create(model=self._model, input=texts)
-        except openai.APIError as exc:
-            raise BackendUnavailable(f"embeddings endpoint failed: {exc}", backend="embedder") from exc
+        response = await self._endpoint.post("embeddings", {"model": self._model, "input": texts}, _Embeddings)
         vectors = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
         if len(vectors) != len(texts):
             raise BackendUnavailable(f"embeddings endpoint returned {len(vectors)} vectors for {len(texts)} texts",
@@ -31,4 +36,4 @@ class OpenAIEmbedder:
         return vectors
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._endpoint.close()
