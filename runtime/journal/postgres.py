@@ -8,27 +8,18 @@ back transaction gives its numbers back.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from typing import TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from runtime.errors import BackendUnavailable, ConfigError
-from runtime.journal.sql import SqlJournal
+from runtime.journal.sql import SqlJournal, Steps
+
+T = TypeVar("T")
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _SCHEMA_LOCK = 0x6D656D73  # advisory lock key for schema creation ("mems")
-
-
-class _PostgresTx:
-    def __init__(self, connection: psycopg.AsyncConnection):
-        self._connection = connection
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cursor = await self._connection.execute(sql, tuple(params))
-        return await cursor.fetchall() if cursor.description else []
 
 
 class PostgresJournal(SqlJournal):
@@ -60,16 +51,19 @@ class PostgresJournal(SqlJournal):
     async def close(self) -> None:
         await self._pool.close()
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_PostgresTx]:
+    async def _transact(self, steps: Steps[T], *, write: bool = True) -> T:
         try:
-            async with self._pool.connection() as connection:
-                async with connection.transaction():
-                    yield _PostgresTx(connection)
+            async with self._pool.connection() as connection, connection.transaction():
+                try:
+                    statement = next(steps)
+                    while True:
+                        cursor = await connection.execute(statement[0], tuple(statement[1]))
+                        statement = steps.send(await cursor.fetchall() if cursor.description else [])
+                except StopIteration as done:
+                    return done.value
         except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
             raise BackendUnavailable(f"PostgreSQL journal: {exc}", backend="journal") from exc
 
     async def drop(self) -> None:
         """Remove the whole schema (tests and ``reset --hard`` only)."""
-        async with self._transaction() as tx:
-            await tx.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        await self._run(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE", write=True)

@@ -1,16 +1,17 @@
-"""The journal's logic, written once over a minimal async SQL connection.
+"""The journal's logic, written once, sans I/O: each transaction is a generator of statements.
 
-SQLite and PostgreSQL differ only in how a statement is run (thread vs. async driver),
-the placeholder style and the binary column type; the statements, the transaction and
-the decoding are shared here, so the two backends cannot drift apart.
+SQLite and PostgreSQL differ only in how a statement is run (a worker thread vs. an async
+driver), the placeholder style and the binary column type. A transaction here yields
+``(sql, params)`` and is sent back the rows; each adapter drives it - SQLite runs the whole
+transaction in one worker-thread call (one hop instead of one per statement: the hops, not
+the SQL, were most of the journal's cost per turn), PostgreSQL awaits each statement.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -20,78 +21,96 @@ from runtime.model import EntryDraft, JournalEntry
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(JournalEntry).decode
 
+T = TypeVar("T")
+Rows = list[tuple[Any, ...]]
+Statement = tuple[str, Sequence[Any]]
+Steps = Generator[Statement, Rows, T]
 
-class Tx(Protocol):
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+def drive(steps: Steps[T], execute: Callable[[str, Sequence[Any]], Rows]) -> T:
+    """Run a transaction's statements with a blocking ``execute`` (the SQLite adapter's worker thread)."""
+    try:
+        statement = next(steps)
+        while True:
+            statement = steps.send(execute(*statement))
+    except StopIteration as done:
+        return done.value
+
+
+def _one(sql: str, params: Sequence[Any] = ()) -> Steps[Rows]:
+    rows = yield sql, params
+    return rows
 
 
 class SqlJournal:
-    """Shared implementation; subclasses provide ``_transaction`` and the dialect."""
+    """Shared implementation; subclasses provide ``_transact`` and the dialect."""
 
     placeholder = "?"
     blob_type = "BLOB"
     prefix = ""
 
-    def _transaction(self) -> AbstractAsyncContextManager[Tx]:
+    async def _transact(self, steps: Steps[T], *, write: bool = True) -> T:
+        """Run one transaction's statements (``write=False``: a read that needs no write lock)."""
         raise NotImplementedError
 
     def _sql(self, statement: str) -> str:
         statement = statement.replace("{p}", self.prefix).replace("{blob}", self.blob_type)
         return statement.replace("?", self.placeholder) if self.placeholder != "?" else statement
 
-    async def _run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._transaction() as tx:
-            return await tx.execute(self._sql(statement), params)
+    async def _run(self, statement: str, params: Sequence[Any] = (), *, write: bool = False) -> Rows:
+        return await self._transact(_one(self._sql(statement), params), write=write)
 
     def _schema_preamble(self) -> list[str]:
         """Statements run first in the schema transaction (PostgreSQL serializes creators)."""
         return []
 
+    def _schema_steps(self) -> Steps[None]:
+        for statement in self._schema_preamble():
+            yield statement, ()
+        for statement in SCHEMA:
+            yield self._sql(statement), ()
+
     async def _create_schema(self) -> None:
-        async with self._transaction() as tx:
-            for statement in self._schema_preamble():
-                await tx.execute(statement)
-            for statement in SCHEMA:
-                await tx.execute(self._sql(statement))
+        await self._transact(self._schema_steps())
 
     async def append(
         self, tenant: str, owner: str, drafts: list[EntryDraft], *, request_id: str | None = None,
         result: bytes | None = None,
     ) -> Appended:
-        async with self._transaction() as tx:
-            if request_id is not None:
-                inserted = await tx.execute(
-                    self._sql("INSERT INTO {p}requests (tenant, owner, request_id, result) VALUES (?, ?, ?, ?) "
-                              "ON CONFLICT DO NOTHING RETURNING 1"),
-                    (tenant, owner, request_id, result or b""),
-                )
-                if not inserted:
-                    rows = await tx.execute(
-                        self._sql("SELECT result FROM {p}requests WHERE tenant = ? AND owner = ? AND request_id = ?"),
-                        (tenant, owner, request_id),
-                    )
-                    return Appended(entries=[], replayed_result=bytes(rows[0][0]))
-            if not drafts:
-                return Appended(entries=[])
-            rows = await tx.execute(
-                self._sql("INSERT INTO {p}heads (tenant, owner, head) VALUES (?, ?, ?) "
-                          "ON CONFLICT (tenant, owner) DO UPDATE SET head = {p}heads.head + excluded.head "
-                          "RETURNING head"),
-                (tenant, owner, len(drafts)),
+        return await self._transact(self._append_steps(tenant, owner, drafts, request_id, result))
+
+    def _append_steps(self, tenant: str, owner: str, drafts: list[EntryDraft], request_id: str | None,
+                      result: bytes | None) -> Steps[Appended]:
+        if request_id is not None:
+            inserted = yield (
+                self._sql("INSERT INTO {p}requests (tenant, owner, request_id, result) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT DO NOTHING RETURNING 1"),
+                (tenant, owner, request_id, result or b""),
             )
-            first = int(rows[0][0]) - len(drafts) + 1
-            now = time.time()
-            entries = [
-                JournalEntry(seq=first + i, ts=now, is_deleted=d.event == "DELETE", **msgspec.structs.asdict(d))
-                for i, d in enumerate(drafts)
-            ]
-            for entry in entries:
-                await tx.execute(
-                    self._sql("INSERT INTO {p}entries (tenant, owner, seq, memory_id, ts, body) "
-                              "VALUES (?, ?, ?, ?, ?, ?)"),
-                    (tenant, owner, entry.seq, entry.memory_id, entry.ts, _encode(entry)),
+            if not inserted:
+                rows = yield (
+                    self._sql("SELECT result FROM {p}requests WHERE tenant = ? AND owner = ? AND request_id = ?"),
+                    (tenant, owner, request_id),
                 )
-            return Appended(entries=entries)
+                return Appended(entries=[], replayed_result=bytes(rows[0][0]))
+        if not drafts:
+            return Appended(entries=[])
+        rows = yield (
+            self._sql("INSERT INTO {p}heads (tenant, owner, head) VALUES (?, ?, ?) "
+                      "ON CONFLICT (tenant, owner) DO UPDATE SET head = {p}heads.head + excluded.head "
+                      "RETURNING head"),
+            (tenant, owner, len(drafts)),
+        )
+        first = int(rows[0][0]) - len(drafts) + 1
+        now = time.time()
+        entries = [
+            JournalEntry(seq=first + i, ts=now, is_deleted=d.event == "DELETE", **msgspec.structs.asdict(d))
+            for i, d in enumerate(drafts)
+        ]
+        insert = self._sql("INSERT INTO {p}entries (tenant, owner, seq, memory_id, ts, body) VALUES (?, ?, ?, ?, ?, ?)")
+        for entry in entries:
+            yield insert, (tenant, owner, entry.seq, entry.memory_id, entry.ts, _encode(entry))
+        return Appended(entries=entries)
 
     async def find_request(self, tenant: str, owner: str, request_id: str) -> bytes | None:
         rows = await self._run(
@@ -147,7 +166,7 @@ class SqlJournal:
             "INSERT INTO {p}watermarks (projection, tenant, owner, seq) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (projection, tenant, owner) DO UPDATE SET seq = "
             "CASE WHEN excluded.seq > {p}watermarks.seq THEN excluded.seq ELSE {p}watermarks.seq END",
-            (projection, tenant, owner, seq),
+            (projection, tenant, owner, seq), write=True,
         )
 
     async def lagging(self, projection: str) -> list[tuple[str, str, int, int]]:

@@ -1,33 +1,21 @@
-"""SQLite (WAL) journal: the embedded default. One connection, statements run in a worker
-thread so the event loop never blocks on disk."""
+"""SQLite (WAL) journal: the embedded default. One connection; each transaction runs whole in
+one worker-thread call, so the event loop never blocks on disk and pays one thread hop per
+transaction, not one per statement."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from runtime.errors import BackendUnavailable
-from runtime.journal.sql import SqlJournal
+from runtime.journal.sql import Rows, SqlJournal, Steps, drive
 
-
-class _SQLiteTx:
-    def __init__(self, connection: sqlite3.Connection):
-        self._connection = connection
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        def run() -> list[tuple[Any, ...]]:
-            return self._connection.execute(sql, tuple(params)).fetchall()
-
-        try:
-            return await anyio.to_thread.run_sync(run)
-        except sqlite3.OperationalError as exc:
-            raise BackendUnavailable(f"SQLite journal: {exc}", backend="journal") from exc
+T = TypeVar("T")
 
 
 class SQLiteJournal(SqlJournal):
@@ -61,19 +49,28 @@ class SQLiteJournal(SqlJournal):
             async with self._lock:
                 await anyio.to_thread.run_sync(connection.close)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_SQLiteTx]:
-        if self._connection is None:
+    async def _transact(self, steps: Steps[T], *, write: bool = True) -> T:
+        connection = self._connection
+        if connection is None:
             raise BackendUnavailable("the SQLite journal is not open", backend="journal")
-        async with self._lock:
-            tx = _SQLiteTx(self._connection)
-            await tx.execute("BEGIN IMMEDIATE")
+
+        def execute(sql: str, params: Sequence[Any]) -> Rows:
+            return connection.execute(sql, tuple(params)).fetchall()
+
+        def run() -> T:
+            if not write:  # one autocommit read: WAL gives it a consistent snapshot without a lock
+                return drive(steps, execute)
+            connection.execute("BEGIN IMMEDIATE")
             try:
-                yield tx
+                value = drive(steps, execute)
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await tx.execute("ROLLBACK")
+                connection.execute("ROLLBACK")
                 raise
-            else:
-                with anyio.CancelScope(shield=True):
-                    await tx.execute("COMMIT")
+            connection.execute("COMMIT")
+            return value
+
+        async with self._lock:
+            try:  # a cancelled caller still waits for the thread: the transaction ends, commit or rollback
+                return await anyio.to_thread.run_sync(run)
+            except sqlite3.OperationalError as exc:
+                raise BackendUnavailable(f"SQLite journal: {exc}", backend="journal") from exc
