@@ -68,7 +68,7 @@ class OpenAIConfig(_Section, tag="openai", tag_field="provider"):
     temperature: float = 0.0
     max_tokens: int = 512
     timeout_s: float = 60.0
-    max_concurrency: int = 64
+    max_concurrency: int = 256  # calls in flight per process (each shard, or the extractor actor)
 
 
 LLMConfig = VLLMConfig | OpenAIConfig
@@ -120,6 +120,9 @@ class QdrantEdgeConfig(_Section, tag="qdrant_edge", tag_field="provider"):
     hnsw_m: int = 0  # tenant-only HNSW: per-owner graphs via payload_m
     hnsw_payload_m: int = 16
     optimize_every: int = 5000  # build the index after this many writes
+    # Edge's search pool; None sizes it by CPU count. One thread per shard actor measured 0.04 ms of CPU
+    # per filtered search against 0.2 ms for the default pool on 2 cores: shards are the parallelism
+    search_threads: Annotated[int, msgspec.Meta(ge=1)] | None = 1
 
 
 class QdrantConfig(_Section, tag="qdrant", tag_field="provider"):

@@ -517,9 +517,9 @@ class AsyncMemory:
         known = dict(zip(facts, fact_vectors))
         started = time.perf_counter()
         existing: dict[str, MemoryRecord] = {}
-        for vector in fact_vectors:
-            for hit in await self.vectors.search(vector, tenant=tenant, scope=scope, filters=None,
-                                                 limit=policy.existing_top_k):
+        for hits in await self.vectors.search_batch(fact_vectors, tenant=tenant, scope=scope, filters=None,
+                                                    limit=policy.existing_top_k):
+            for hit in hits:
                 existing.setdefault(hit.record.id, hit.record)
         watch.lap("store", started)
         if not existing:

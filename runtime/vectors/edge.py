@@ -31,6 +31,7 @@ from qdrant_edge import (
     PayloadSchemaType,
     Point,
     Query,
+    QueryBatchRequest,
     QueryRequest,
     RangeFloat,
     ScrollRequest,
@@ -107,8 +108,10 @@ _DIALECT = EdgeDialect()
 
 
 class EdgeVectorStore:
-    def __init__(self, path: str | Path, *, hnsw_m: int = 0, hnsw_payload_m: int = 16, optimize_every: int = 5000):
+    def __init__(self, path: str | Path, *, hnsw_m: int = 0, hnsw_payload_m: int = 16, optimize_every: int = 5000,
+                 search_threads: int | None = 1):
         self.path = Path(path)
+        self._search_threads = search_threads
         self._hnsw = HnswIndexConfig(m=hnsw_m, ef_construct=100, full_scan_threshold=10000, payload_m=hnsw_payload_m)
         self._optimize_every = optimize_every
         self._writes_since_optimize = 0
@@ -133,7 +136,8 @@ class EdgeVectorStore:
         if self._shard is not None:
             return
         config = EdgeConfig(vectors=EdgeVectorParams(size=dims, distance=Distance.Cosine), hnsw_config=self._hnsw,
-                            optimizers=EdgeOptimizersConfig(indexing_threshold=1000))
+                            optimizers=EdgeOptimizersConfig(indexing_threshold=1000),
+                            max_search_threads=self._search_threads)
         if (self.path / "segments").is_dir():
             self._shard = self._call(f"open of {self.path} (is another process using it?)", EdgeShard.load,
                                      str(self.path), config)
@@ -174,10 +178,19 @@ class EdgeVectorStore:
 
     async def search(self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None,
                      limit: int, threshold: float | None = None) -> list[Hit]:
-        request = QueryRequest(limit=limit, query=Query.Nearest(vector), filter=self._filter(tenant, scope, filters),
-                               score_threshold=threshold, with_payload=True, with_vector=False)
-        points = self._call("search", self.shard.query, request)
-        return [Hit(from_payload(str(p.id), p.payload or {}), float(p.score)) for p in points]
+        [hits] = await self.search_batch([vector], tenant=tenant, scope=scope, filters=filters, limit=limit,
+                                         threshold=threshold)
+        return hits
+
+    async def search_batch(self, vectors: list[list[float]], *, tenant: str, scope: Scope | None,
+                           filters: Expr | None, limit: int, threshold: float | None = None) -> list[list[Hit]]:
+        if not vectors:
+            return []
+        flt = self._filter(tenant, scope, filters)
+        requests = [QueryRequest(limit=limit, query=Query.Nearest(v), filter=flt, score_threshold=threshold,
+                                 with_payload=True, with_vector=False) for v in vectors]
+        batches = self._call("search", self.shard.query_batch, QueryBatchRequest(requests))
+        return [[Hit(from_payload(str(p.id), p.payload or {}), float(p.score)) for p in points] for points in batches]
 
     async def get(self, tenant: str, memory_ids: list[str]) -> list[MemoryRecord]:
         ids = [m for m in memory_ids if is_uuid(m)]

@@ -36,6 +36,14 @@ class VectorStore(Protocol):
         threshold: float | None = None,
     ) -> list[Hit]: ...
 
+    async def search_batch(
+        self, vectors: list[list[float]], *, tenant: str, scope: Scope | None, filters: Expr | None, limit: int,
+        threshold: float | None = None,
+    ) -> list[list[Hit]]:
+        """One hit list per vector, in order: the similar memories of every fact of a turn in one
+        engine call (Qdrant plans the batch as a whole)."""
+        ...
+
     async def get(self, tenant: str, memory_ids: list[str]) -> list[MemoryRecord]: ...
 
     async def list(

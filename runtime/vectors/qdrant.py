@@ -154,11 +154,20 @@ class QdrantVectorStore:
 
     async def search(self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None,
                      limit: int, threshold: float | None = None) -> list[Hit]:
-        response = await self._call(self._client.query_points(
-            self.collection, query=vector, query_filter=build_filter(tenant, scope, filters), limit=limit,
-            score_threshold=threshold, with_payload=True, shard_key_selector=self._key(tenant),
-        ))
-        return [Hit(from_payload(str(p.id), p.payload or {}), float(p.score)) for p in response.points]
+        [hits] = await self.search_batch([vector], tenant=tenant, scope=scope, filters=filters, limit=limit,
+                                         threshold=threshold)
+        return hits
+
+    async def search_batch(self, vectors: list[list[float]], *, tenant: str, scope: Scope | None,
+                           filters: Expr | None, limit: int, threshold: float | None = None) -> list[list[Hit]]:
+        if not vectors:
+            return []
+        flt, key = build_filter(tenant, scope, filters), self._key(tenant)
+        requests = [models.QueryRequest(query=v, filter=flt, limit=limit, score_threshold=threshold, with_payload=True,
+                                        shard_key=key) for v in vectors]
+        responses = await self._call(self._client.query_batch_points(self.collection, requests=requests))
+        return [[Hit(from_payload(str(p.id), p.payload or {}), float(p.score)) for p in response.points]
+                for response in responses]
 
     async def get(self, tenant: str, memory_ids: list[str]) -> list[MemoryRecord]:
         valid = [m for m in memory_ids if is_uuid(m)]

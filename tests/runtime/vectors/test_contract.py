@@ -74,6 +74,16 @@ async def test_search_is_restricted_to_tenant_and_scope(store):
     assert [h.record.text for h in hits] == ["mine"]
 
 
+
+async def test_batch_search_answers_each_vector_in_order_within_scope(store):
+    near_one, near_two, bobs = rec("one"), rec("two"), rec("bob's", user="bob")
+    await store.upsert([near_one, near_two, bobs], [vec(1), vec(2), vec(1)])
+    batches = await store.search_batch([vec(2), vec(1), vec(3)], tenant="t1", scope=Scope(user_id="alice"),
+                                       filters=None, limit=1)
+    assert [[h.record.text for h in hits] for hits in batches][:2] == [["two"], ["one"]]
+    assert len(batches) == 3 and all(h.record.scope.user_id == "alice" for hits in batches for h in hits)
+    assert await store.search_batch([], tenant="t1", scope=Scope(user_id="alice"), filters=None, limit=1) == []
+
 FILTERS = [
     {"color": "red"}, {"color": {"ne": "red"}}, {"n": {"in": [1, 3]}}, {"n": {"nin": [1, 3]}},
     {"n": {"gt": 2}}, {"n": {"gte": 2, "lt": 4}}, {"score": {"lte": 0.5}}, {"color": {"contains": "ee"}},
