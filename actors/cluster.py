@@ -71,11 +71,13 @@ class MemoryCluster:
             EmbedderActor, self.plans["embedder"], cfg.ray.namespace,
             (msgspec.to_builtins(cfg.embedder), cfg.ray.embedder_max_batch, cfg.ray.embedder_max_wait_ms,
              cfg.ray.embedder_threads))
-        self.extractors = await start_replicas(
-            ExtractorActor, self.plans["extractor"], cfg.ray.namespace, (msgspec.to_builtins(cfg.llm),),
-            max_concurrency=cfg.ray.extractor_max_concurrency,
-            runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}})
-        self.embedder, self.extractor = self.embedders[0], self.extractors[0]
+        if "extractor" in self.plans:  # else the shards call the HTTP LLM endpoint themselves
+            self.extractors = await start_replicas(
+                ExtractorActor, self.plans["extractor"], cfg.ray.namespace, (msgspec.to_builtins(cfg.llm),),
+                max_concurrency=cfg.ray.extractor_max_concurrency,
+                runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}})
+        self.embedder = self.embedders[0]
+        self.extractor = self.extractors[0] if self.extractors else None
         dims = await self.embedder.dims.remote()
         config_dict = msgspec.to_builtins(cfg)
         for index, name in enumerate(shard_names(cfg.ray.shards)):
@@ -94,13 +96,17 @@ class MemoryCluster:
         return self
 
     async def stats(self) -> dict[str, Any]:
+        """Batching statistics. ``llm``: calls and peak calls in flight, counted by the extractor
+        replicas, or by the shards when they call the endpoint themselves (``route``)."""
         embedders = [await handle.stats.remote() for handle in self.embedders]
         extractors = [await handle.stats.remote() for handle in self.extractors]
+        shards = [await handle.stats.remote() for handle in self.shards.values()]
+        callers = extractors or [s["llm"] for s in shards if "llm" in s]
         return {
             "embedder": merge_stats(embedders),
-            "extractor": merge_stats(extractors),
+            "llm": {"route": "extractor" if extractors else "shard", **merge_stats(callers)} if callers else {},
             "replicas": {"embedder": embedders, "extractor": extractors},
-            "shards": [await handle.stats.remote() for handle in self.shards.values()],
+            "shards": shards,
             "router_retries": self.router.retries if self.router else 0,
         }
 

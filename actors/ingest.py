@@ -7,7 +7,7 @@ Each input row is one turn: ``{"user_id"|"agent_id"|"run_id": ..., "messages": [
 
 1. the driver validates rows (a malformed one is reported with its line number; the rest go on);
 2. Ray Data extracts facts on a pool of actors that fan out to the shared extractor actor
-   (vLLM batches them continuously), then embeds all facts of a block on an actor pool that
+   (vLLM batches them continuously) or to the HTTP LLM endpoint, then embeds all facts of a block on an actor pool that
    calls the shared, micro-batching embedder actor;
 3. the driver feeds each owner's turns, in input order, to the owner's shard, many owners at
    once; reconciliation and the journal commit happen there.
@@ -35,9 +35,11 @@ from tqdm import tqdm
 from actors.client import ClusterMemory
 from actors.placement import find_replicas
 from actors.remote import RemoteEmbedder, RemoteLLM
-from runtime.config import MemoryPolicy
+from actors.resources import llm_in_extractor
+from runtime.config import MemoryPolicy, OpenAIConfig
 from runtime.errors import MemstreamError
 from runtime.extraction import extract_facts
+from runtime.llms.factory import make_http_llm
 from runtime.messages import normalize_messages
 from runtime.model import make_scope
 
@@ -102,10 +104,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 class ExtractFacts:
-    """Ray Data actor-pool stage: fan a block's turns out to the shared extractor actor."""
+    """Ray Data actor-pool stage: fan a block's turns out to the shared extractor actor, or - when
+    the shards call an HTTP LLM themselves (``ray.llm_calls``) - straight to that endpoint."""
 
-    def __init__(self, namespace: str, policy: dict[str, Any]):
-        self._llm = RemoteLLM(find_replicas("extractor", namespace))
+    def __init__(self, namespace: str, policy: dict[str, Any], endpoint: dict[str, Any] | None = None):
+        self._endpoint = msgspec.convert(endpoint, OpenAIConfig) if endpoint else None
+        self._extractors = None if endpoint else find_replicas("extractor", namespace)
         self._policy = msgspec.convert(policy, MemoryPolicy)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -118,16 +122,21 @@ class ExtractFacts:
     async def _extract_all(self, conversations: list[list[dict[str, Any]]]) -> list[Any]:
         results: list[Any] = [None] * len(conversations)
         today = dt.date.today()
+        # made per block: each block runs in an event loop of its own, and an HTTP session belongs to one
+        llm = make_http_llm(self._endpoint) if self._endpoint else RemoteLLM(self._extractors)
 
         async def one(i: int) -> None:
             try:
-                results[i] = await extract_facts(self._llm, normalize_messages(conversations[i]), self._policy, today)
+                results[i] = await extract_facts(llm, normalize_messages(conversations[i]), self._policy, today)
             except MemstreamError as exc:
                 results[i] = exc
 
-        async with anyio.create_task_group() as tg:
-            for i in range(len(conversations)):
-                tg.start_soon(one, i)
+        try:
+            async with anyio.create_task_group() as tg:
+                for i in range(len(conversations)):
+                    tg.start_soon(one, i)
+        finally:
+            await llm.close()
         return results
 
 
@@ -183,7 +192,9 @@ async def _run_pipeline(memory: ClusterMemory, turns: list[dict[str, Any]], tena
         ray.data.from_items(turns)
         .map_batches(ExtractFacts, batch_size=16, concurrency=2, num_cpus=0,
                      fn_constructor_kwargs={"namespace": namespace,
-                                            "policy": msgspec.to_builtins(memory.config.memory)})
+                                            "policy": msgspec.to_builtins(memory.config.memory),
+                                            "endpoint": None if llm_in_extractor(memory.config)
+                                            else msgspec.to_builtins(memory.config.llm)})
         .map_batches(EmbedFacts, batch_size=64, concurrency=1, num_cpus=0,
                      fn_constructor_kwargs={"namespace": namespace})
     )

@@ -19,6 +19,7 @@ from runtime.batching import MicroBatcher
 from runtime.config import EmbedderConfig, LLMConfig, SentenceTransformersConfig
 from runtime.embedders import make_embedder
 from runtime.llms import make_llm
+from runtime.llms.counted import CountedLLM
 from runtime.logs import configure_logging
 
 
@@ -41,14 +42,12 @@ class EmbedderActor:
             config = msgspec.structs.replace(config, threads=threads)
         self._embedder = make_embedder(config)
         self._batcher = MicroBatcher(self._embedder.embed, max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
-        self._runner: asyncio.Task | None = None
 
     def dims(self) -> int:
         return self._embedder.dims
 
     async def embed(self, texts: list[str]) -> Reply:
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.get_running_loop().create_task(self._batcher.run())
+        self._batcher.run_in_background()
         return await capture(self._batcher.submit(texts))
 
     def stats(self) -> dict[str, Any]:
@@ -69,16 +68,13 @@ class ExtractorActor:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         configure_logging()
         self._section = msgspec.convert(section, LLMConfig)
-        self._llm: Any = None
+        self._llm: CountedLLM | None = None
         self._lock = asyncio.Lock()
-        self._in_flight = 0
-        self._peak = 0
-        self._calls = 0
 
-    async def _get(self) -> Any:
+    async def _get(self) -> CountedLLM:
         async with self._lock:
             if self._llm is None:
-                self._llm = await make_llm(self._section)
+                self._llm = CountedLLM(await make_llm(self._section))
         return self._llm
 
     async def warm(self) -> bool:
@@ -87,23 +83,14 @@ class ExtractorActor:
         return True
 
     async def complete_json(self, messages: list[dict[str, str]], schema: dict[str, Any], name: str) -> Reply:
-        self._calls += 1
-        self._in_flight += 1
-        self._peak = max(self._peak, self._in_flight)
-        try:
-            return await capture(self._complete(messages, schema, name))
-        finally:
-            self._in_flight -= 1
+        return await capture(self._complete(messages, schema, name))
 
     async def _complete(self, messages: list[dict[str, str]], schema: dict[str, Any], name: str) -> str:
         llm = await self._get()
         return await llm.complete_json(messages, schema, name=name)
 
     def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = {"calls": self._calls, "peak_in_flight": self._peak}
-        if self._llm is not None and hasattr(self._llm, "prefix_cache_stats"):
-            stats["prefix_cache"] = self._llm.prefix_cache_stats()
-        return stats
+        return self._llm.stats() if self._llm is not None else {"calls": 0, "peak_in_flight": 0}
 
     def pid(self) -> int:
         return os.getpid()

@@ -17,6 +17,7 @@ from ray.exceptions import RayActorError
 
 from actors.balance import LeastLoaded
 from actors.replies import unwrap
+from runtime.batching import MicroBatcher
 from runtime.errors import BackendUnavailable
 
 try:  # absent in some Ray versions
@@ -101,12 +102,26 @@ class Replicas:
 
 
 class RemoteEmbedder:
-    def __init__(self, handles: Any, dims: int, wait_s: float = 60.0, cooldown_s: float = 10.0):
+    """The embedder actors as an ``Embedder``. With ``in_flight`` set, calls from this process are
+    coalesced: at most that many are out at once, and texts that arrive meanwhile go together in
+    the next one (no timer, so an idle process never waits) - under load one Ray call carries the
+    texts of many turns."""
+
+    def __init__(self, handles: Any, dims: int, wait_s: float = 60.0, cooldown_s: float = 10.0, *,
+                 in_flight: int | None = None, max_batch: int = 256):
         self._replicas = Replicas(handles, wait_s=wait_s, cooldown_s=cooldown_s)
         self.dims = dims
+        self._coalescer = None if in_flight is None else MicroBatcher(
+            self._call, max_batch=max_batch, max_wait_s=0.0, max_in_flight=in_flight, max_pending=100_000)
+
+    async def _call(self, texts: list[str]) -> list[list[float]]:
+        return await self._replicas.call("embed", texts, backend="embedder")
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        return await self._replicas.call("embed", texts, backend="embedder")
+        if self._coalescer is None:
+            return await self._call(texts)
+        self._coalescer.run_in_background()
+        return await self._coalescer.submit(texts)
 
     async def close(self) -> None:
         return None

@@ -122,9 +122,21 @@ def embedder_plan(config: Config, shape: ClusterShape) -> ActorPlan:
     return ActorPlan(options={"num_cpus": cpus, "num_gpus": gpus}, on_gpu=True, gpus_per_replica=gpus, **common)
 
 
+def llm_in_extractor(config: Config) -> bool:
+    """Whether LLM calls go through extractor actors (``ray.llm_calls``), or from the shards straight
+    to an HTTP endpoint. An in-process engine can only live in an extractor actor."""
+    route = config.ray.llm_calls
+    if route == "shard" and isinstance(config.llm, VLLMConfig):
+        raise ConfigError("ray.llm_calls is 'shard', but llm.provider 'vllm' runs the model in-process: it lives in "
+                          "the extractor actors (use 'auto' or 'extractor', or point llm at an HTTP endpoint)")
+    return route == "extractor" or (route == "auto" and isinstance(config.llm, VLLMConfig))
+
+
 def plan_model_actors(config: Config, shape: ClusterShape) -> dict[str, ActorPlan]:
-    """Both model actor kinds, checked together against the cluster's GPUs."""
-    plans = {"extractor": extractor_plan(config, shape), "embedder": embedder_plan(config, shape)}
+    """The model actor kinds this config needs (no extractor when shards call an HTTP LLM), checked
+    together against the cluster's GPUs."""
+    plans = {"extractor": extractor_plan(config, shape)} if llm_in_extractor(config) else {}
+    plans["embedder"] = embedder_plan(config, shape)
     demand = {kind: p.gpus_per_replica * p.replicas for kind, p in plans.items()}
     if sum(demand.values()) > shape.total_gpus + 1e-9:
         detail = ", ".join(f"{kind} {plans[kind].replicas} x {plans[kind].gpus_per_replica:g}"

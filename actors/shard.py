@@ -20,10 +20,12 @@ import ray
 
 from actors.remote import RemoteEmbedder, RemoteLLM
 from actors.replies import Reply, capture
-from runtime.config import Config
+from runtime.config import Config, OpenAIConfig
 from runtime.engine import AsyncMemory
 from runtime.errors import InvalidRequest
 from runtime.events import ResyncRequired
+from runtime.llms.counted import CountedLLM
+from runtime.llms.factory import make_http_llm
 from runtime.logs import configure_logging
 
 # what a shard serves; everything else is refused (no getattr on caller-supplied names)
@@ -40,14 +42,22 @@ def shard_config(config: Config, index: int) -> Config:
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class ShardActor:
     def __init__(self, index: int, config: dict[str, Any], embedders: Any, extractors: Any, dims: int):
-        """``embedders`` and ``extractors``: the model actor replicas (a list, or one handle)."""
+        """``embedders`` and ``extractors``: the model actor replicas (a list, or one handle). No
+        extractors: this shard calls the HTTP LLM endpoint itself (``ray.llm_calls``)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         configure_logging()
         self.index = index
         self.config = shard_config(msgspec.convert(config, Config), index)
         wait_s, cooldown_s = self.config.ray.restart_wait_s, self.config.ray.replica_cooldown_s
-        self.memory = AsyncMemory(self.config, llm=RemoteLLM(extractors, wait_s, cooldown_s),
-                                  embedder=RemoteEmbedder(embedders, dims, wait_s, cooldown_s))
+        if extractors:
+            self.llm: Any = RemoteLLM(extractors, wait_s, cooldown_s)
+        else:
+            assert isinstance(self.config.llm, OpenAIConfig), "in-process LLM engines live in extractor actors"
+            self.llm = CountedLLM(make_http_llm(self.config.llm))
+        self.memory = AsyncMemory(self.config, llm=self.llm,
+                                  embedder=RemoteEmbedder(embedders, dims, wait_s, cooldown_s,
+                                                          in_flight=self.config.ray.embed_calls_per_shard,
+                                                          max_batch=self.config.ray.embedder_max_batch))
 
     async def ready(self) -> bool:
         """Open the stores now (re-applying what the index missed) instead of on the first call."""
@@ -97,8 +107,14 @@ class ShardActor:
                 await send.send({"type": "error", "code": exc.code, "message": str(exc)})
 
     def stats(self) -> dict[str, Any]:
-        return {"index": self.index, "active_owners": self.memory.active_owners,
-                "subscribers": self.memory.hub.subscriber_count()}
+        stats = {"index": self.index, "active_owners": self.memory.active_owners,
+                 "subscribers": self.memory.hub.subscriber_count(), "add_ms": self.memory.add_times.summary()}
+        if isinstance(self.llm, CountedLLM):
+            stats["llm"] = self.llm.stats()
+        return stats
+
+    def clear_stats(self) -> None:
+        self.memory.add_times.clear()
 
     def pid(self) -> int:
         return os.getpid()

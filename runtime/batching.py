@@ -1,12 +1,16 @@
 """Micro-batching: many callers' items → one backend call, flushed on size or on wait time.
 
-Used by the embedder actor so that texts from every shard share one model call. Each caller
-gets exactly its own results back, and a failed batch fails every caller in it - nobody waits
-forever. The queue is bounded: a full batcher refuses with ``Overloaded``.
+Used twice on the embedding path: by the embedder actor, so that texts from every shard share
+one model call, and in front of it by each shard (wait 0, one call in flight): texts that
+arrive while the shard's previous call is out go together in the next, so under load a shard
+makes one Ray call for many turns, and at low load no call waits. Each caller gets exactly
+its own results back, and a failed batch fails every caller in it - nobody waits forever.
+The queue is bounded: a full batcher refuses with ``Overloaded``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -43,14 +47,16 @@ class _Request(Generic[In, Out]):
 
 class MicroBatcher(Generic[In, Out]):
     def __init__(self, call: Callable[[list[In]], Awaitable[list[Out]]], *, max_batch: int = 64,
-                 max_wait_s: float = 0.005, max_pending: int = 10_000):
+                 max_wait_s: float = 0.005, max_pending: int = 10_000, max_in_flight: int = 1):
         self._call = call
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_pending = max_pending
+        self.max_in_flight = max_in_flight
         self._queue: list[_Request[In, Out]] = []
         self._pending_items = 0
         self._wakeup = anyio.Event()
+        self._runner: asyncio.Task[None] | None = None
         self.stats = BatchStats()
 
     async def submit(self, items: Sequence[In]) -> list[Out]:
@@ -79,20 +85,34 @@ class MicroBatcher(Generic[In, Out]):
         return taken
 
     async def run(self) -> None:
-        """The flush loop; run it in a task group for the batcher's lifetime."""
-        while True:
-            if not self._queue:
-                self._wakeup = anyio.Event()
-                await self._wakeup.wait()
-            full = self._pending_items >= self.max_batch
-            if not full:
-                with anyio.move_on_after(self.max_wait_s):
-                    while self._pending_items < self.max_batch:
-                        self._wakeup = anyio.Event()
-                        await self._wakeup.wait()
+        """The flush loop; run it in a task group for the batcher's lifetime. Up to ``max_in_flight``
+        batches are out at once; what arrives while they are goes in the next one."""
+        slots = anyio.Semaphore(self.max_in_flight)
+        async with anyio.create_task_group() as flushes:
+            while True:
+                if not self._queue:
+                    self._wakeup = anyio.Event()
+                    await self._wakeup.wait()
+                if self._pending_items < self.max_batch and self.max_wait_s > 0:
+                    with anyio.move_on_after(self.max_wait_s):
+                        while self._pending_items < self.max_batch:
+                            self._wakeup = anyio.Event()
+                            await self._wakeup.wait()
+                await slots.acquire()
                 full = self._pending_items >= self.max_batch
-            batch = self._take()
+                flushes.start_soon(self._flush_then_release, self._take(), full, slots)
+
+    def run_in_background(self) -> None:
+        """Start ``run`` as a task of the running asyncio loop, if it is not running: for Ray actors,
+        whose calls have no task group that outlives them."""
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self.run())
+
+    async def _flush_then_release(self, batch: list[_Request[In, Out]], full: bool, slots: anyio.Semaphore) -> None:
+        try:
             await self._flush(batch, full)
+        finally:
+            slots.release()
 
     async def _flush(self, batch: list[_Request[In, Out]], full: bool) -> None:
         items = [item for request in batch for item in request.items]

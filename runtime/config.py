@@ -228,7 +228,14 @@ class RayConfig(_Section):
     embedder_max_batch: int = 64
     embedder_max_wait_ms: float = 5.0
     embedder_threads: int = 1
+    # embed calls each shard keeps out at once; texts that arrive meanwhile go together in the next call
+    embed_calls_per_shard: Annotated[int, msgspec.Meta(ge=1)] = 1
     extractor_max_concurrency: int = 128
+    # where LLM calls are made. auto: in the extractor actors when the model runs in-process (vLLM),
+    # straight from each shard actor when it is an HTTP endpoint (the server batches; a proxy actor
+    # would add a hop per call and one process every call of the cluster must cross). extractor:
+    # always through the extractor actors (e.g. to cap the calls in flight against a rate-limited API)
+    llm_calls: Literal["auto", "extractor", "shard"] = "auto"
     # model actor replicas; callers send each call to the replica with the fewest calls in flight
     extractor_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
     embedder_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1

@@ -49,6 +49,7 @@ from runtime.model import (
 )
 from runtime.prompts import decision_schema, render_decision
 from runtime.results import change_dict, owner_scope, record_dict
+from runtime.timings import StageTimes
 from runtime.vectors import VectorStore, make_vector_store
 
 log = structlog.get_logger("memstream.engine")
@@ -155,6 +156,7 @@ class AsyncMemory:
         self._clock = clock or SystemClock()
         self.hub = hub or EventHub(self.config.memory.subscriber_queue)
         self._mailboxes = OwnerMailboxes(self.config.memory.mailbox_capacity)
+        self.add_times = StageTimes()  # per-stage latency of recent adds (stats, benchmarks)
         self._applied: dict[tuple[str, str], int] = {}
         self._graph_applied: dict[tuple[str, str], int] = {}
         self._open_lock = anyio.Lock()
@@ -406,8 +408,11 @@ class AsyncMemory:
             tenant, scope.owner,
             lambda: self._add_serialized(parsed, scope, tenant, metadata, infer, request_id, facts, fact_vectors),
         )
+        total_ms = (time.perf_counter() - started) * 1000
+        if not outcome.replayed:
+            self.add_times.record({**outcome.timings_ms, "total": total_ms})
         log.info("add", tenant=tenant, owner=scope.owner, request_id=request_id, infer=infer,
-                 changes=len(outcome.entries), ms=round((time.perf_counter() - started) * 1000, 1),
+                 changes=len(outcome.entries), ms=round(total_ms, 1),
                  **{f"{k}_ms": round(v, 1) for k, v in outcome.timings_ms.items()})
         return outcome
 
@@ -533,7 +538,7 @@ class AsyncMemory:
             lambda raw: reconcile.parse_decision(raw, idmap=idmap, max_chars=policy.max_fact_chars * 2),
             retries=policy.llm_retries,
         )
-        watch.lap("extraction", started)
+        watch.lap("decision", started)
         return decisions, existing, known
 
     async def _record(self, memory_id: str, tenant: str) -> MemoryRecord:

@@ -96,7 +96,7 @@ async def run(args: argparse.Namespace) -> dict:
             print(f"  {users} users: {row}", file=sys.stderr, flush=True)
         stats = await memory.cluster.stats()
         results["embedder_batches"] = stats["embedder"]
-        results["extractor"] = stats["extractor"]
+        results["llm"] = stats["llm"]
         if args.ingest_turns:
             path = workdir / "ingest.jsonl"
             with path.open("w") as out:

@@ -23,6 +23,7 @@ import re
 import time
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 _CLAUSES = re.compile(r"[.;!?\n]+|,\s+|\s+and\s+")
@@ -110,18 +111,18 @@ class FakeLLM:
         self.calls_by_system: dict[str, int] = {}
 
     async def chat(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        body = msgspec.json.decode(await request.read())  # the stand-in's own CPU competes with what it measures
         self.calls += 1
         system = system_of(body)
         self.calls_by_system[system] = self.calls_by_system.get(system, 0) + 1
         await asyncio.sleep(self.latency_s)
         content = answer(body)
-        return web.json_response({
+        return web.Response(body=msgspec.json.encode({
             "id": f"chatcmpl-{self.calls}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        })
+        }), content_type="application/json")
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": self.calls, "by_system": self.calls_by_system})

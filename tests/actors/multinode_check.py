@@ -53,6 +53,7 @@ async def check(cluster: Cluster, data_dir: str, dsn: str) -> dict:
         "graph": {"enabled": False}, "graph_store": {"provider": "ladybug"},
         "journal": {"dsn": dsn, "schema": schema},  # provider postgres: the preset's
         "ray": {"address": cluster.address, "shards": 2, "restart_wait_s": 120, "extractor_replicas": 2,
+                "llm_calls": "extractor",
                 "extractor_cpus": 0, "embedder_cpus": 0},
         "log": {"json": False, "level": "warning"},
     })

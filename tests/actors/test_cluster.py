@@ -42,7 +42,9 @@ async def test_concurrent_users_keep_their_order_and_model_work_is_batched(clust
                                                   enumerate(["bike", "boat", "kite", "drum"])]
     stats = await cluster.cluster.stats()
     assert stats["embedder"]["items"] >= 48 and stats["embedder"]["mean_batch"] > 1.0
-    assert stats["extractor"]["peak_in_flight"] > 1
+    assert stats["llm"]["route"] == "shard"  # an HTTP LLM: the shards call it themselves
+    assert stats["llm"]["calls"] >= 48 and stats["llm"]["peak_in_flight"] > 1
+    assert "extractor" not in cluster.cluster.plans and cluster.cluster.extractors == []
     hits = (await cluster.search("what boat?", user_id="order-3"))["results"]
     assert hits[0]["memory"] == "I own a boat number 1"
 

@@ -34,7 +34,8 @@ async def crash_cluster(tmp_path_factory, llm_server, cluster):  # `cluster`: Ra
     config = load_config("test", environ={}, overrides={
         "data_dir": str(tmp_path_factory.mktemp("crash-cluster")),
         "llm": {"provider": "openai", "base_url": llm_server},
-        "ray": {"shards": 2, "namespace": "memstream-crash-test", "restart_wait_s": 120},
+        # every LLM call through the extractor actor (not straight from the shards), so it can be killed too
+        "ray": {"shards": 2, "namespace": "memstream-crash-test", "restart_wait_s": 120, "llm_calls": "extractor"},
         "memory": {"mailbox_capacity": 64},
         "graph": {"enabled": True},
     })

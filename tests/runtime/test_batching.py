@@ -80,3 +80,53 @@ async def test_wrong_result_count_is_an_error_and_a_full_queue_refuses():
         with pytest.raises(Overloaded):
             await batcher.submit([1, 2, 3, 4])
         tg.cancel_scope.cancel()
+
+
+async def test_with_no_wait_what_arrives_during_a_call_goes_in_the_next_one():
+    """The shard-side policy: no timer; one call in flight; the queue that built up meanwhile is the next batch."""
+    gate, calls = anyio.Event(), []
+
+    async def slow(items):
+        calls.append(list(items))
+        if len(calls) == 1:
+            await gate.wait()
+        return items
+
+    batcher = MicroBatcher(slow, max_batch=64, max_wait_s=0.0, max_in_flight=1)
+    results = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+
+        async def caller(i: int) -> None:
+            results[i] = await batcher.submit([i])
+
+        tg.start_soon(caller, 0)
+        await anyio.wait_all_tasks_blocked()  # the first call is out and held
+        async with anyio.create_task_group() as callers:
+            for i in range(1, 6):
+                callers.start_soon(caller, i)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+        tg.cancel_scope.cancel()
+    assert calls == [[0], [1, 2, 3, 4, 5]] and results == {i: [i] for i in range(6)}
+
+
+async def test_max_in_flight_bounds_concurrent_calls():
+    live, peak = 0, 0
+
+    async def tracked(items):
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        await anyio.sleep(0.01)
+        live -= 1
+        return items
+
+    batcher = MicroBatcher(tracked, max_batch=1, max_wait_s=0.0, max_in_flight=3)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+        async with anyio.create_task_group() as callers:
+            for i in range(12):
+                callers.start_soon(batcher.submit, [i])
+        tg.cancel_scope.cancel()
+    assert peak == 3 and batcher.stats.batches == 12
