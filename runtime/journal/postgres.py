@@ -51,7 +51,7 @@ class PostgresJournal(SqlJournal):
     async def close(self) -> None:
         await self._pool.close()
 
-    async def _transact(self, steps: Steps[T], *, write: bool = True) -> T:
+    async def _transact(self, steps: Steps[T], *, write: bool = True, small: bool = False) -> T:
         try:
             async with self._pool.connection() as connection, connection.transaction():
                 try:

@@ -22,6 +22,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(JournalEntry).decode
 
 T = TypeVar("T")
+SMALL_APPEND = 64  # drafts in an append that still count as small (a turn; not a delete_all of thousands)
 Rows = list[tuple[Any, ...]]
 Statement = tuple[str, Sequence[Any]]
 Steps = Generator[Statement, Rows, T]
@@ -49,16 +50,18 @@ class SqlJournal:
     blob_type = "BLOB"
     prefix = ""
 
-    async def _transact(self, steps: Steps[T], *, write: bool = True) -> T:
-        """Run one transaction's statements (``write=False``: a read that needs no write lock)."""
+    async def _transact(self, steps: Steps[T], *, write: bool = True, small: bool = False) -> T:
+        """Run one transaction's statements. ``write=False``: a read that needs no write lock;
+        ``small``: bounded work (a turn's append, a point lookup) that an adapter may run inline."""
         raise NotImplementedError
 
     def _sql(self, statement: str) -> str:
         statement = statement.replace("{p}", self.prefix).replace("{blob}", self.blob_type)
         return statement.replace("?", self.placeholder) if self.placeholder != "?" else statement
 
-    async def _run(self, statement: str, params: Sequence[Any] = (), *, write: bool = False) -> Rows:
-        return await self._transact(_one(self._sql(statement), params), write=write)
+    async def _run(self, statement: str, params: Sequence[Any] = (), *, write: bool = False,
+                   small: bool = False) -> Rows:
+        return await self._transact(_one(self._sql(statement), params), write=write, small=small)
 
     def _schema_preamble(self) -> list[str]:
         """Statements run first in the schema transaction (PostgreSQL serializes creators)."""
@@ -77,7 +80,8 @@ class SqlJournal:
         self, tenant: str, owner: str, drafts: list[EntryDraft], *, request_id: str | None = None,
         result: bytes | None = None,
     ) -> Appended:
-        return await self._transact(self._append_steps(tenant, owner, drafts, request_id, result))
+        return await self._transact(self._append_steps(tenant, owner, drafts, request_id, result),
+                                    small=len(drafts) <= SMALL_APPEND)
 
     def _append_steps(self, tenant: str, owner: str, drafts: list[EntryDraft], request_id: str | None,
                       result: bytes | None) -> Steps[Appended]:
@@ -115,7 +119,7 @@ class SqlJournal:
     async def find_request(self, tenant: str, owner: str, request_id: str) -> bytes | None:
         rows = await self._run(
             "SELECT result FROM {p}requests WHERE tenant = ? AND owner = ? AND request_id = ?",
-            (tenant, owner, request_id),
+            (tenant, owner, request_id), small=True,
         )
         return bytes(rows[0][0]) if rows else None
 
@@ -138,7 +142,7 @@ class SqlJournal:
         return [_decode(bytes(row[0])) for row in await self._run(sql, params)]
 
     async def head(self, tenant: str, owner: str) -> int:
-        rows = await self._run("SELECT head FROM {p}heads WHERE tenant = ? AND owner = ?", (tenant, owner))
+        rows = await self._run("SELECT head FROM {p}heads WHERE tenant = ? AND owner = ?", (tenant, owner), small=True)
         return int(rows[0][0]) if rows else 0
 
     async def history(self, tenant: str, memory_id: str) -> list[JournalEntry]:
@@ -157,7 +161,7 @@ class SqlJournal:
     async def watermark(self, projection: str, tenant: str, owner: str) -> int:
         rows = await self._run(
             "SELECT seq FROM {p}watermarks WHERE projection = ? AND tenant = ? AND owner = ?",
-            (projection, tenant, owner),
+            (projection, tenant, owner), small=True,
         )
         return int(rows[0][0]) if rows else 0
 
@@ -166,7 +170,7 @@ class SqlJournal:
             "INSERT INTO {p}watermarks (projection, tenant, owner, seq) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (projection, tenant, owner) DO UPDATE SET seq = "
             "CASE WHEN excluded.seq > {p}watermarks.seq THEN excluded.seq ELSE {p}watermarks.seq END",
-            (projection, tenant, owner, seq), write=True,
+            (projection, tenant, owner, seq), write=True, small=True,
         )
 
     async def lagging(self, projection: str) -> list[tuple[str, str, int, int]]:

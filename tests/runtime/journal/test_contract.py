@@ -134,3 +134,50 @@ async def test_relation_entries_share_the_owners_seq_and_round_trip(journal):
     assert read == appended.entries and read[1].relation == fact
     assert set(replay(read)) == {"m1"} and set(replay_relations(read)) == {"rel-1"}
     assert [e.kind for e in await journal.history("t1", "rel-1")] == ["relation"]
+
+
+async def test_bulk_appends_and_reads_while_small_writes_go_on(journal):
+    """Bulk work (over SMALL_APPEND drafts, long reads) runs off the event loop in SQLite; small
+    appends interleaved with it keep the owner's seq gapless."""
+    from runtime.journal.sql import SMALL_APPEND
+
+    async def bulk() -> None:
+        await journal.append("t1", "user:alice", [draft(f"bulk-{i}") for i in range(SMALL_APPEND * 3)])
+
+    async def small() -> None:
+        for i in range(10):
+            await journal.append("t1", "user:alice", [draft(f"small-{i}")])
+            await journal.read("t1", "user:alice")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bulk)
+        tg.start_soon(small)
+    entries = await journal.read("t1", "user:alice")
+    assert [e.seq for e in entries] == list(range(1, SMALL_APPEND * 3 + 11))
+    assert await journal.head("t1", "user:alice") == SMALL_APPEND * 3 + 10
+
+
+async def test_sqlite_checkpoints_the_wal_off_the_event_loop(tmp_path):
+    """The writer never checkpoints by itself; every ``checkpoint_every`` commits a checkpoint copies
+    the WAL into the database file, and closing copies the rest."""
+    import shutil
+    import sqlite3
+
+    path = tmp_path / "journal.sqlite3"
+
+    def entries_in_database_file() -> int:  # the main file alone, as if the WAL were lost
+        copy = tmp_path / "copy.sqlite3"
+        shutil.copyfile(path, copy)
+        with sqlite3.connect(copy) as connection:
+            return connection.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+    journal = SQLiteJournal(path, checkpoint_every=4)
+    await journal.open()  # the schema is commit 1
+    for i in range(6):  # commits 2-7
+        await journal.append("t1", "user:alice", [draft(f"m{i}")])
+    assert entries_in_database_file() == 3  # checkpointed at commit 4: three appends
+    await journal.append("t1", "user:alice", [draft("m6")])  # commit 8: checkpoint
+    await journal.append("t1", "user:alice", [draft("m7")])  # commit 9: in the WAL only
+    assert entries_in_database_file() == 7
+    await journal.close()
+    assert entries_in_database_file() == 8
