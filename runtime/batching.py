@@ -87,7 +87,7 @@ class MicroBatcher(Generic[In, Out]):
     async def run(self) -> None:
         """The flush loop; run it in a task group for the batcher's lifetime. Up to ``max_in_flight``
         batches are out at once; what arrives while they are goes in the next one."""
-        slots = anyio.Semaphore(self.max_in_flight)
+        slots = anyio.Semaphore(self.max_in_flight, fast_acquire=True)
         async with anyio.create_task_group() as flushes:
             while True:
                 if not self._queue:

@@ -66,7 +66,7 @@ class OpenAIEndpoint:
                 async with self._client().post(url, data=data) as response:
                     payload = await response.read()
                     status = response.status
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 problem = f"{self._what} unavailable at {self._base}: {type(exc).__name__}: {exc}"
                 status, payload = None, b""
             else:

@@ -22,7 +22,7 @@ class _Lane:
     __slots__ = ("lock", "pending")
 
     def __init__(self) -> None:
-        self.lock = anyio.Lock()
+        self.lock = anyio.Lock(fast_acquire=True)  # an idle lane does not yield to the event loop
         self.pending = 0
 
 

@@ -35,7 +35,7 @@ class OpenAICompatibleLLM:
         self._json_mode = json_mode
         self._temperature = temperature
         self._max_tokens = max_tokens
-        self._slots = anyio.Semaphore(max_concurrency)
+        self._slots = anyio.Semaphore(max_concurrency, fast_acquire=True)
 
     def _response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
         if self._json_mode == "json_object":  # llama.cpp's server rejects json_schema but takes this
