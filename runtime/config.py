@@ -85,6 +85,11 @@ class SentenceTransformersConfig(_Section, tag="sentence_transformers", tag_fiel
     threads: int = 1
     batch_size: int = 64
     precision: Literal["float32", "float16", "bfloat16"] = "float32"  # half precision only on CUDA
+    # onnx only: int8 dynamic quantization of the transformer's MatMul weights (per channel). Measured here:
+    # 1.9x the texts per CPU second; vectors at mean cosine 0.994 of float32 for LOCOMO questions (0.96 for
+    # one-word texts); LOCOMO recall@1/5/10 within noise of float32 (0.153/0.355/0.448 vs 0.158/0.359/0.444
+    # over 1,536 questions). "none": the exact float32 vectors of sentence-transformers
+    quantize: Literal["none", "int8"] = "int8"
 
 
 class VLLMEmbedderConfig(_Section, tag="vllm", tag_field="provider"):
@@ -225,8 +230,10 @@ class RayConfig(_Section):
     namespace: str = "memstream"
     shards: int = 2
     shard_max_concurrency: int = 256
-    embedder_max_batch: int = 64
-    embedder_max_wait_ms: float = 5.0
+    # texts per embedder call. On CPU a batch of 16 cost ~5% more per text than 64, and its texts got
+    # their vectors 4x sooner: under bursts that latency, not the per-text cost, bounded throughput
+    embedder_max_batch: int = 16
+    embedder_max_wait_ms: float = 2.0
     embedder_threads: int = 1
     # embed calls each shard keeps out at once; texts that arrive meanwhile go together in the next call
     embed_calls_per_shard: Annotated[int, msgspec.Meta(ge=1)] = 1

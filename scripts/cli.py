@@ -166,8 +166,9 @@ def setup() -> None:
     from runtime.llms.smollm2 import ensure_smollm2
 
     print(f"SmolLM2-135M-Instruct (demo LLM): {ensure_smollm2()}")
-    embedder = OnnxEmbedder()  # exports the ONNX graph once
-    print(f"all-MiniLM-L6-v2 embedder (onnxruntime): {embedder.dims} dimensions")
+    for quantize in ("none", "int8"):  # exports the ONNX graph once, and its int8 version
+        embedder = OnnxEmbedder(quantize=quantize)
+        print(f"all-MiniLM-L6-v2 embedder (onnxruntime, quantize={quantize}): {embedder.dims} dimensions")
 
 
 def main(argv: list[str] | None = None) -> None:

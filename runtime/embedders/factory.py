@@ -10,7 +10,8 @@ def make_embedder(section: EmbedderConfig) -> Embedder:
     if isinstance(section, SentenceTransformersConfig) and section.backend == "onnx" and section.device == "cpu":
         from runtime.embedders.onnx import OnnxEmbedder
 
-        return OnnxEmbedder(section.model, threads=section.threads, batch_size=section.batch_size)
+        return OnnxEmbedder(section.model, threads=section.threads, batch_size=section.batch_size,
+                            quantize=section.quantize)
     if isinstance(section, SentenceTransformersConfig):
         from runtime.embedders.sentence import SentenceTransformerEmbedder
 
