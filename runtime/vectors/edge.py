@@ -42,7 +42,7 @@ from runtime.errors import BackendUnavailable
 from runtime.filters import Expr
 from runtime.model import MemoryRecord, Scope
 from runtime.vectors import qdrant_filter
-from runtime.vectors.port import INDEXED_KEYWORDS, METADATA_PREFIX, Hit, from_payload, is_uuid, to_payload
+from runtime.vectors.port import INDEXED_KEYWORDS, METADATA_PREFIX, Hit, SearchOne, from_payload, is_uuid, to_payload
 
 log = structlog.get_logger("memstream.vectors.edge")
 
@@ -107,7 +107,7 @@ class EdgeDialect:
 _DIALECT = EdgeDialect()
 
 
-class EdgeVectorStore:
+class EdgeVectorStore(SearchOne):
     def __init__(self, path: str | Path, *, hnsw_m: int = 0, hnsw_payload_m: int = 16, optimize_every: int = 5000,
                  search_threads: int | None = 1):
         self.path = Path(path)
@@ -175,12 +175,6 @@ class EdgeVectorStore:
         ids = [m for m in memory_ids if is_uuid(m)]
         if ids:
             self._call("delete", self.shard.update, UpdateOperation.delete_points(ids))
-
-    async def search(self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None,
-                     limit: int, threshold: float | None = None) -> list[Hit]:
-        [hits] = await self.search_batch([vector], tenant=tenant, scope=scope, filters=filters, limit=limit,
-                                         threshold=threshold)
-        return hits
 
     async def search_batch(self, vectors: list[list[float]], *, tenant: str, scope: Scope | None,
                            filters: Expr | None, limit: int, threshold: float | None = None) -> list[list[Hit]]:

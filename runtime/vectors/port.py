@@ -53,6 +53,16 @@ class VectorStore(Protocol):
     async def count(self, *, tenant: str, scope: Scope | None, filters: Expr | None) -> int: ...
 
 
+class SearchOne:
+    """``search`` for one vector, as a batch of one: adapters implement ``search_batch`` only."""
+
+    async def search(self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None,
+                     limit: int, threshold: float | None = None) -> list[Hit]:
+        batch = self.search_batch  # type: ignore[attr-defined]
+        [hits] = await batch([vector], tenant=tenant, scope=scope, filters=filters, limit=limit, threshold=threshold)
+        return hits
+
+
 def to_payload(record: MemoryRecord) -> dict[str, Any]:
     """What a point carries: flat scope fields and owner (indexed), the text, the metadata nested."""
     payload = {

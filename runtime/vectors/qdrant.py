@@ -22,7 +22,7 @@ from runtime.errors import BackendUnavailable
 from runtime.filters import Expr
 from runtime.model import MemoryRecord, Scope
 from runtime.vectors import qdrant_filter
-from runtime.vectors.port import INDEXED_KEYWORDS, Hit, from_payload, is_uuid, to_payload
+from runtime.vectors.port import INDEXED_KEYWORDS, Hit, SearchOne, from_payload, is_uuid, to_payload
 
 
 class ClientDialect:
@@ -65,7 +65,7 @@ def shard_key_for(tenant: str, dedicated: frozenset[str]) -> str | None:
     return f"tenant:{tenant}" if tenant in dedicated else SHARED_SHARD_KEY
 
 
-class QdrantVectorStore:
+class QdrantVectorStore(SearchOne):
     def __init__(self, *, url: str | None = None, location: str | None = None, api_key_env: str = "QDRANT_API_KEY",
                  collection: str = "memstream", shard_number: int = 1, replication_factor: int = 1,
                  write_consistency_factor: int = 1, on_disk_payload: bool = True, timeout_s: float = 10.0,
@@ -151,12 +151,6 @@ class QdrantVectorStore:
         if memory_ids:
             await self._call(self._client.delete(
                 self.collection, points_selector=models.PointIdsList(points=list(memory_ids)), wait=True))
-
-    async def search(self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None,
-                     limit: int, threshold: float | None = None) -> list[Hit]:
-        [hits] = await self.search_batch([vector], tenant=tenant, scope=scope, filters=filters, limit=limit,
-                                         threshold=threshold)
-        return hits
 
     async def search_batch(self, vectors: list[list[float]], *, tenant: str, scope: Scope | None,
                            filters: Expr | None, limit: int, threshold: float | None = None) -> list[list[Hit]]:
