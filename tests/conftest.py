@@ -58,16 +58,11 @@ def make_sqlite(config: Config) -> SQLiteJournal:
 @pytest.fixture(scope="session")
 async def llm_server():
     """The stand-in OpenAI-compatible LLM server (scripts/fake_llm_server.py), 20 ms per call."""
-    from aiohttp import web
-
     from scripts.fake_llm_server import make_app
+    from tests.doubles import http_server
 
-    runner = web.AppRunner(make_app(0.02))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    await runner.cleanup()
+    async with http_server(make_app(0.02)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

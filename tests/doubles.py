@@ -6,7 +6,8 @@ import json
 import os
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from runtime.errors import BackendUnavailable
@@ -80,3 +81,18 @@ class KillAfterAppend:
         if result.entries and self.when():
             os.kill(os.getpid(), signal.SIGKILL)
         return result
+
+
+@asynccontextmanager
+async def http_server(app: Any) -> AsyncIterator[str]:
+    """A real aiohttp server for ``app`` on a free port of 127.0.0.1; yields its ``/v1`` base URL."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    finally:
+        await runner.cleanup()

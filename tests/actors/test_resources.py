@@ -2,7 +2,7 @@
 
 import pytest
 
-from actors.resources import ClusterShape, embedder_plan, extractor_plan, plan_model_actors
+from actors.resources import ClusterShape, embedder_plan, extractor_plan, llm_in_extractor, plan_model_actors
 from runtime.config import load_config
 from runtime.errors import ConfigError
 
@@ -82,3 +82,15 @@ def test_the_cluster_preset_plans_on_a_gpu_cluster():
     plans = plan_model_actors(config, ClusterShape((0.0, 8.0, 8.0)))
     assert plans["extractor"].on_gpu and plans["embedder"].on_gpu
     assert plans["extractor"].replicas * plans["extractor"].gpus_per_replica <= 16
+
+
+def test_llm_calls_go_through_extractors_only_for_in_process_engines():
+    assert llm_in_extractor(cfg())  # vLLM in-process: it lives in the extractor actors
+    http = {"provider": "openai", "base_url": "http://llm:8000/v1"}
+    assert not llm_in_extractor(cfg(llm=http))  # an HTTP endpoint: each shard calls it
+    assert "extractor" not in plan_model_actors(cfg(llm=http), ONE_NODE_4GPU)
+    assert llm_in_extractor(cfg(llm=http, ray={"llm_calls": "extractor"}))
+    assert list(plan_model_actors(cfg(llm=http, ray={"llm_calls": "extractor"}), CPU_ONLY)) == ["extractor",
+                                                                                                   "embedder"]
+    with pytest.raises(ConfigError, match="llm_calls is 'shard', but llm.provider 'vllm' runs the model in-process"):
+        llm_in_extractor(cfg(ray={"llm_calls": "shard"}))

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from runtime.embedders.openai import OpenAIEmbedder
 from runtime.errors import BackendUnavailable
+from tests.doubles import http_server
 
 
 @pytest.fixture
@@ -21,12 +22,8 @@ async def embeddings_url(embedder):
 
     app = web.Application()
     app.router.add_post("/v1/embeddings", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    await runner.cleanup()
+    async with http_server(app) as url:
+        yield url
 
 
 async def test_vectors_come_back_in_input_order(embeddings_url, embedder):

@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
-from aiohttp import web
 
 from runtime.engine import AsyncMemory
 from runtime.errors import BackendUnavailable
 from runtime.llms.openai import OpenAICompatibleLLM
 from runtime.prompts import facts_schema, render_extraction
 from scripts.fake_llm_server import make_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.doubles import http_server
 
 
 @pytest.fixture
 async def server_url():
-    runner = web.AppRunner(make_app(0.0))
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    yield f"http://127.0.0.1:{port}/v1"
-    await runner.cleanup()
+    async with http_server(make_app(0.0)) as url:
+        yield url
 
 
 async def test_structured_call_round_trip(server_url):
