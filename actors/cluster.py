@@ -102,9 +102,14 @@ class MemoryCluster:
         extractors = [await handle.stats.remote() for handle in self.extractors]
         shards = [await handle.stats.remote() for handle in self.shards.values()]
         callers = extractors or [s["llm"] for s in shards if "llm" in s]
+        llm = merge_stats(callers) if callers else {}
+        if llm and not extractors:  # counted by each shard: peaks are per shard
+            llm = {"route": "shard", "shards": llm.pop("replicas", 1), **llm}
+        elif llm:
+            llm = {"route": "extractor", **llm}
         return {
             "embedder": merge_stats(embedders),
-            "llm": {"route": "extractor" if extractors else "shard", **merge_stats(callers)} if callers else {},
+            "llm": llm,
             "replicas": {"embedder": embedders, "extractor": extractors},
             "shards": shards,
             "router_retries": self.router.retries if self.router else 0,
