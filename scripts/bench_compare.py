@@ -228,7 +228,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"memstream {machine['versions'].get('memstream', '?')}, mem0ai "
         f"{(results['versions'].get('mem0') or {}).get('mem0ai', 'not run')}; stand-in LLM "
         f"{s['llm_latency_ms']:.0f} ms per call; embedder all-MiniLM-L6-v2 for both "
-        f"(memstream: onnxruntime, 1 thread per process; mem0ai: sentence-transformers on torch, "
+        f"(memstream: its CPU default, onnxruntime with int8 MatMul weights, 1 thread per process; mem0ai: "
+        f"sentence-transformers on torch, "
         f"{s['mem0_torch_threads']} thread).",
         "",
         "| scenario | memstream | mem0ai | memstream advantage |",
