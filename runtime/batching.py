@@ -11,6 +11,7 @@ The queue is bounded: a full batcher refuses with ``Overloaded``.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -53,7 +54,7 @@ class MicroBatcher(Generic[In, Out]):
         self.max_wait_s = max_wait_s
         self.max_pending = max_pending
         self.max_in_flight = max_in_flight
-        self._queue: list[_Request[In, Out]] = []
+        self._queue: deque[_Request[In, Out]] = deque()
         self._pending_items = 0
         self._wakeup = anyio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -78,7 +79,7 @@ class MicroBatcher(Generic[In, Out]):
         """Whole requests up to max_batch items (a request larger than max_batch goes alone)."""
         taken, count = [], 0
         while self._queue and (not taken or count + len(self._queue[0].items) <= self.max_batch):
-            request = self._queue.pop(0)
+            request = self._queue.popleft()
             taken.append(request)
             count += len(request.items)
         self._pending_items -= count

@@ -20,11 +20,13 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+import structlog
 
 from runtime.errors import BackendUnavailable
 from runtime.journal.sql import Rows, SqlJournal, Steps, drive
 
 T = TypeVar("T")
+log = structlog.get_logger("memstream.journal.sqlite")
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -121,10 +123,11 @@ class SQLiteJournal(SqlJournal):
         return value
 
     async def _checkpoint(self) -> None:
-        """Copy the WAL into the database (PASSIVE: readers and the writer go on meanwhile)."""
+        """Copy the WAL into the database (PASSIVE: readers and the writer go on meanwhile). It runs
+        after a commit, so a failure must not fail that caller: the next checkpoint tries again."""
         _, reader = self._connections()
         async with self._read_lock:
             try:
                 await anyio.to_thread.run_sync(reader.execute, "PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.OperationalError as exc:
-                raise BackendUnavailable(f"SQLite journal checkpoint: {exc}", backend="journal") from exc
+            except sqlite3.Error as exc:
+                log.warning("journal_checkpoint_failed", path=str(self.path), error=str(exc))
