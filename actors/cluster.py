@@ -101,12 +101,14 @@ class MemoryCluster:
         embedders = [await handle.stats.remote() for handle in self.embedders]
         extractors = [await handle.stats.remote() for handle in self.extractors]
         shards = [await handle.stats.remote() for handle in self.shards.values()]
-        callers = extractors or [s["llm"] for s in shards if "llm" in s]
-        llm = merge_stats(callers) if callers else {}
-        if llm and not extractors:  # counted by each shard: peaks are per shard
-            llm = {"route": "shard", "shards": llm.pop("replicas", 1), **llm}
-        elif llm:
-            llm = {"route": "extractor", **llm}
+        counted = [s["llm"] for s in shards if "llm" in s]  # shards that call the endpoint themselves
+        if extractors:
+            llm = {"route": "extractor", **merge_stats(extractors)}
+        elif counted:  # peaks are per shard
+            llm = {"route": "shard", **merge_stats(counted), "shards": len(counted)}
+            llm.pop("replicas", None)
+        else:
+            llm = {}
         return {
             "embedder": merge_stats(embedders),
             "llm": llm,

@@ -7,8 +7,8 @@ Each input row is one turn: ``{"user_id"|"agent_id"|"run_id": ..., "messages": [
 
 1. the driver validates rows (a malformed one is reported with its line number; the rest go on);
 2. Ray Data extracts facts on a pool of actors that fan out to the shared extractor actor
-   (vLLM batches them continuously) or to the HTTP LLM endpoint, then embeds all facts of a block on an actor pool that
-   calls the shared, micro-batching embedder actor;
+   (vLLM batches them continuously) or to the HTTP LLM endpoint, then embeds all facts of a
+   block on an actor pool that calls the shared, micro-batching embedder actor;
 3. the driver feeds each owner's turns, in input order, to the owner's shard, many owners at
    once; reconciliation and the journal commit happen there.
 

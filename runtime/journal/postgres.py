@@ -8,13 +8,14 @@ back transaction gives its numbers back.
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from runtime.errors import BackendUnavailable, ConfigError
-from runtime.journal.sql import SqlJournal, Steps
+from runtime.journal.sql import Rows, SqlJournal, Steps, drive_async
 
 T = TypeVar("T")
 
@@ -54,13 +55,11 @@ class PostgresJournal(SqlJournal):
     async def _transact(self, steps: Steps[T], *, write: bool = True, small: bool = False) -> T:
         try:
             async with self._pool.connection() as connection, connection.transaction():
-                try:
-                    statement = next(steps)
-                    while True:
-                        cursor = await connection.execute(statement[0], tuple(statement[1]))
-                        statement = steps.send(await cursor.fetchall() if cursor.description else [])
-                except StopIteration as done:
-                    return done.value
+                async def execute(sql: str, params: Sequence[Any]) -> Rows:
+                    cursor = await connection.execute(sql, tuple(params))
+                    return await cursor.fetchall() if cursor.description else []
+
+                return await drive_async(steps, execute)
         except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
             raise BackendUnavailable(f"PostgreSQL journal: {exc}", backend="journal") from exc
 

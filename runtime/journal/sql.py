@@ -1,16 +1,16 @@
 """The journal's logic, written once, sans I/O: each transaction is a generator of statements.
 
-SQLite and PostgreSQL differ only in how a statement is run (a worker thread vs. an async
-driver), the placeholder style and the binary column type. A transaction here yields
-``(sql, params)`` and is sent back the rows; each adapter drives it - SQLite runs the whole
-transaction in one worker-thread call (one hop instead of one per statement: the hops, not
-the SQL, were most of the journal's cost per turn), PostgreSQL awaits each statement.
+SQLite and PostgreSQL differ only in how a statement is run, the placeholder style and the
+binary column type. A transaction here yields ``(sql, params)`` and is sent back the rows;
+each adapter drives it with ``drive`` or ``drive_async`` - SQLite whole in one call (inline on
+the event loop for a turn's transaction, in a worker thread for bulk work: the thread hops, not
+the SQL, had been most of the journal's cost per turn), PostgreSQL awaiting each statement.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -29,11 +29,21 @@ Steps = Generator[Statement, Rows, T]
 
 
 def drive(steps: Steps[T], execute: Callable[[str, Sequence[Any]], Rows]) -> T:
-    """Run a transaction's statements with a blocking ``execute`` (the SQLite adapter's worker thread)."""
+    """Run a transaction's statements with a blocking ``execute`` (SQLite)."""
     try:
         statement = next(steps)
         while True:
             statement = steps.send(execute(*statement))
+    except StopIteration as done:
+        return done.value
+
+
+async def drive_async(steps: Steps[T], execute: Callable[[str, Sequence[Any]], Awaitable[Rows]]) -> T:
+    """Run a transaction's statements with an async ``execute`` (PostgreSQL)."""
+    try:
+        statement = next(steps)
+        while True:
+            statement = steps.send(await execute(*statement))
     except StopIteration as done:
         return done.value
 

@@ -35,6 +35,7 @@ class OpenAICompatibleLLM:
         self._json_mode = json_mode
         self._temperature = temperature
         self._max_tokens = max_tokens
+        # calls wait here, not in the connection pool, so the per-call timeout only runs once a call is sent
         self._slots = anyio.Semaphore(max_concurrency, fast_acquire=True)
 
     def _response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
