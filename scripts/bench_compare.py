@@ -417,8 +417,8 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[str]:
 
 # ---- set-up: the mem0ai environment -----------------------------------------------------------
 def ensure_mem0_venv(venv: Path = MEM0_VENV, requirements: Path = MEM0_REQUIREMENTS) -> Path:
-    """Create (once) the pinned mem0ai environment; a stamp with the requirements' hash makes it
-    idempotent. torch==2.13.0 first: pip takes the CPU build from local disk."""
+    """Create (once) the locked mem0ai environment; a stamp with the lock's hash makes it idempotent.
+    ``--no-deps``: exactly the versions `make lock` resolved (the CPU torch among them, from local disk)."""
     python = venv / "bin" / "python"
     stamp = venv / ".bench-installed"
     want = hashlib.sha256(requirements.read_bytes()).hexdigest()
@@ -429,8 +429,7 @@ def ensure_mem0_venv(venv: Path = MEM0_VENV, requirements: Path = MEM0_REQUIREME
         venv.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(venv)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "torch==2.13.0"], check=True)
-    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    subprocess.run([*pip, "--no-deps", "-r", str(requirements)], check=True)
     stamp.write_text(want + "\n")
     return python
 
