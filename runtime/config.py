@@ -216,6 +216,9 @@ class MemoryPolicy(_Section):
     max_fact_chars: int = 80
     require_grounding: bool = True
     existing_top_k: int = 5
+    # a fact is shown to the decision call only with stored memories at least this similar (cosine,
+    # all-MiniLM-L6-v2); a fact with none is an ADD without a call. Tuned on `memstream eval-memory`
+    decision_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.35
     llm_retries: int = 2
     mailbox_capacity: int = 64
     subscriber_queue: int = 1024  # live events buffered per subscriber before it is told to resync

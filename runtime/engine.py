@@ -521,25 +521,23 @@ class AsyncMemory:
             watch.lap("embedding", started)
         known = dict(zip(facts, fact_vectors))
         started = time.perf_counter()
-        existing: dict[str, MemoryRecord] = {}
-        for hits in await self.vectors.search_batch(fact_vectors, tenant=tenant, scope=scope, filters=None,
-                                                    limit=policy.existing_top_k):
-            for hit in hits:
-                existing.setdefault(hit.record.id, hit.record)
+        hits = await self.vectors.search_batch(fact_vectors, tenant=tenant, scope=scope, filters=None,
+                                               limit=policy.existing_top_k)
         watch.lap("store", started)
-        if not existing:
-            return reconcile.facts_as_additions(facts), existing, known
-        idmap = reconcile.IdMap(existing)
+        plan = reconcile.plan_decisions(facts, hits, threshold=policy.decision_threshold)
+        if not plan.asked:
+            return plan.settled, plan.shown, known
+        idmap = reconcile.IdMap(plan.shown)
         started = time.perf_counter()
-        decisions = await ask(
+        decided = await ask(
             await self._get_llm(), "decision",
-            render_decision(reconcile.existing_for_prompt(idmap, existing), facts, self._today()),
-            decision_schema(idmap.small_ids, len(facts) + len(idmap), policy.max_fact_chars * 2),
-            lambda raw: reconcile.parse_decision(raw, idmap=idmap, max_chars=policy.max_fact_chars * 2),
+            render_decision(reconcile.existing_for_prompt(idmap, plan.shown), plan.asked, self._today()),
+            decision_schema(plan.asked, [[idmap.small_id(m) for m in ids] for ids in plan.candidates]),
+            lambda raw: reconcile.parse_fact_decisions(raw, facts=plan.asked, idmap=idmap),
             retries=policy.llm_retries,
         )
         watch.lap("decision", started)
-        return decisions, existing, known
+        return [*plan.settled, *decided], plan.shown, known
 
     async def _record(self, memory_id: str, tenant: str) -> MemoryRecord:
         if not isinstance(memory_id, str) or not memory_id:

@@ -31,27 +31,29 @@ EXTRACTION_EXAMPLES: tuple[tuple[str, str], ...] = (
 )
 
 DECISION_INSTRUCTIONS = """\
-You maintain a user's memory. You get the existing memories (each with an id) and new \
-facts. For each new fact decide one event:
-- ADD: the fact is new information. Use id "new".
-- UPDATE: the fact changes or refines an existing memory. Use that memory's id and give \
-the merged text; put the old text in old_memory.
-- DELETE: the fact says an existing memory is no longer true. Use that memory's id.
-- NONE: the fact is already known. Use that memory's id.
-Only use ids from the existing memories, or "new" for ADD.
-Answer with JSON only: {"memory": [{"id": "...", "text": "...", "event": "...", "old_memory": null}]}."""
+You keep a user's memory up to date. You get the existing memories, each with an id, and \
+new facts. Answer every new fact, in order, with one event:
+- ADD: the fact is new information, even when it is about a similar topic. Use id "new".
+- UPDATE: the fact replaces an existing memory that is no longer true (moved to another city, \
+changed job, changed diet). Use that memory's id.
+- DELETE: the fact only says an existing memory is no longer true. Use that memory's id.
+- NONE: an existing memory already says the same thing. Use that memory's id.
+When unsure, answer ADD.
+Answer with JSON only: {"decisions": [{"fact": "...", "event": "...", "id": "..."}]}."""
 
 DECISION_EXAMPLES: tuple[tuple[str, str], ...] = (
     (
-        'Existing memories:\n[{"id": "0", "text": "Lives in Berlin"}]\nNew facts:\n["Moved to Paris", "Likes jazz"]',
-        '{"memory": [{"id": "0", "text": "Lives in Paris", "event": "UPDATE", "old_memory": "Lives in Berlin"}, '
-        '{"id": "new", "text": "Likes jazz", "event": "ADD", "old_memory": null}]}',
+        'Existing memories:\n[{"id": "0", "text": "Lives in Berlin"}, {"id": "1", "text": "Likes rock music"}]\n'
+        'New facts:\n["Moved to Paris", "Likes jazz"]',
+        '{"decisions": [{"fact": "Moved to Paris", "event": "UPDATE", "id": "0"}, '
+        '{"fact": "Likes jazz", "event": "ADD", "id": "new"}]}',
     ),
     (
-        'Existing memories:\n[{"id": "0", "text": "Is vegetarian"}, {"id": "1", "text": "Has a dog"}]\n'
-        'New facts:\n["Is vegetarian", "No longer has a dog"]',
-        '{"memory": [{"id": "0", "text": "Is vegetarian", "event": "NONE", "old_memory": null}, '
-        '{"id": "1", "text": "Has a dog", "event": "DELETE", "old_memory": "Has a dog"}]}',
+        'Existing memories:\n[{"id": "0", "text": "Is vegetarian"}, {"id": "1", "text": "Has a dog named Rex"}]\n'
+        'New facts:\n["Is a vegetarian", "No longer has a dog", "Has a cat named Mia"]',
+        '{"decisions": [{"fact": "Is a vegetarian", "event": "NONE", "id": "0"}, '
+        '{"fact": "No longer has a dog", "event": "DELETE", "id": "1"}, '
+        '{"fact": "Has a cat named Mia", "event": "ADD", "id": "new"}]}',
     ),
 )
 
@@ -84,29 +86,33 @@ def facts_schema(max_facts: int, max_chars: int) -> dict[str, Any]:
     }
 
 
-def decision_schema(allowed_ids: list[str], max_items: int, max_chars: int) -> dict[str, Any]:
-    """The id is an enum of the integer ids shown to the model, so a constrained decoder cannot invent one."""
+def decision_schema(facts: list[str], candidates: list[list[str]]) -> dict[str, Any]:
+    """One answer per fact, in order (``prefixItems``): the constrained decoder writes each fact
+    itself, so the model cannot skip one, and each answer's id is an enum of the small ids of that
+    fact's own neighbours - ADD goes with "new", a change with a shown id, so no id can be invented."""
+    events = ["UPDATE", "DELETE", "NONE"]
+
+    def answer(fact: str, ids: list[str]) -> dict[str, Any]:
+        def shape(event: list[str], id_: list[str]) -> dict[str, Any]:
+            return {"type": "object",
+                    "properties": {"fact": {"type": "string", "enum": [fact]},
+                                   "event": {"type": "string", "enum": event},
+                                   "id": {"type": "string", "enum": id_}},
+                    "required": ["fact", "event", "id"], "additionalProperties": False}
+        return {"anyOf": [shape(["ADD"], ["new"]), shape(events, ids)]}
+
     return {
         "type": "object",
         "properties": {
-            "memory": {
+            "decisions": {
                 "type": "array",
-                "minItems": 1,
-                "maxItems": max_items,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string", "enum": [*allowed_ids, "new"]},
-                        "text": {"type": "string", "maxLength": max_chars},
-                        "event": {"type": "string", "enum": ["ADD", "UPDATE", "DELETE", "NONE"]},
-                        "old_memory": {"anyOf": [{"type": "string", "maxLength": max_chars}, {"type": "null"}]},
-                    },
-                    "required": ["id", "text", "event"],
-                    "additionalProperties": False,
-                },
+                "prefixItems": [answer(fact, ids) for fact, ids in zip(facts, candidates)],
+                "items": False,
+                "minItems": len(facts),
+                "maxItems": len(facts),
             }
         },
-        "required": ["memory"],
+        "required": ["decisions"],
         "additionalProperties": False,
     }
 

@@ -16,6 +16,7 @@ import msgspec
 
 from runtime.errors import LLMOutputError
 from runtime.model import DecisionKind, EntryDraft, MemoryRecord, Message, Scope, text_hash
+from runtime.vectors.port import Hit
 
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 _STOPWORDS = frozenset(
@@ -88,6 +89,9 @@ class IdMap:
     def resolve(self, small_id: str) -> str | None:
         return self._to_uuid.get(str(small_id).strip())
 
+    def small_id(self, memory_id: str) -> str:
+        return next(small for small, known in self._to_uuid.items() if known == memory_id)
+
     def __len__(self) -> int:
         return len(self._to_uuid)
 
@@ -96,50 +100,82 @@ def existing_for_prompt(idmap: IdMap, memories: dict[str, MemoryRecord]) -> list
     return [{"id": small, "text": memories[idmap.resolve(small)].text} for small in idmap.small_ids]
 
 
-def parse_decision(raw: Any, *, idmap: IdMap, max_chars: int) -> list[Decision]:
-    """Validate ``{"memory": [...]}``: known events, known ids (an invented id is an error), non-empty text."""
+class DecisionPlan(msgspec.Struct, frozen=True):
+    """Which facts are settled without the LLM and which it must decide, against which memories."""
+
+    settled: list[Decision]  # facts with no stored neighbour at the threshold: plain ADDs
+    asked: list[str]  # facts the LLM decides, in the order it is shown them
+    candidates: list[list[str]]  # per asked fact: the memory ids it may change (its neighbours)
+    shown: dict[str, MemoryRecord]  # every memory the LLM is shown, by id
+
+
+def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: float) -> DecisionPlan:
+    """Ask the LLM only about facts that could change a stored memory.
+
+    A fact with no stored memory at or above ``threshold`` cannot update, delete or repeat
+    anything, so it is an ADD without a call: that keeps a new, unrelated fact from being lost to
+    a weak model's "no change", and it takes the slow second call out of most turns. A fact whose
+    text is already stored verbatim is known: nothing to ask either."""
+    settled: list[Decision] = []
+    asked: list[str] = []
+    candidates: list[list[str]] = []
+    shown: dict[str, MemoryRecord] = {}
+    for fact, near in zip(facts, neighbours):
+        close = [n for n in near if n.score >= threshold]
+        if any(text_hash(n.record.text) == text_hash(fact) for n in close):
+            continue
+        if not close:
+            settled.append(Decision("ADD", fact))
+            continue
+        asked.append(fact)
+        candidates.append([n.record.id for n in close])
+        for n in close:
+            shown.setdefault(n.record.id, n.record)
+    return DecisionPlan(settled=settled, asked=asked, candidates=candidates, shown=shown)
+
+
+def parse_fact_decisions(raw: Any, *, facts: list[str], idmap: IdMap) -> list[Decision]:
+    """Validate ``{"decisions": [{"fact", "event", "id"}, ...]}``: one answer per fact, in order.
+
+    Every fact ends in an explicit outcome: a fact the answer leaves out is an ADD (never dropped);
+    an id that was never shown is an error (the call is retried); a second change to a memory that
+    an earlier fact of the same turn already changed becomes an ADD of its fact. An UPDATE's new
+    text is the fact itself: facts are already short third-person sentences, and a small model
+    asked to merge two texts rewrites them badly."""
     data = _load(raw)
-    if not isinstance(data, dict) or not isinstance(data.get("memory"), list):
-        raise LLMOutputError('LLM output must be an object {"memory": [{"id", "text", "event"}, ...]}')
-    if not data["memory"]:
-        raise LLMOutputError("LLM returned no decision for the new facts")
+    if not isinstance(data, dict) or not isinstance(data.get("decisions"), list):
+        raise LLMOutputError('LLM output must be an object {"decisions": [{"fact", "event", "id"}, ...]}')
+    answers = data["decisions"]
     decisions: list[Decision] = []
     touched: set[str] = set()
-    for index, item in enumerate(data["memory"]):
+    for index, fact in enumerate(facts):
+        item = answers[index] if index < len(answers) else {"event": "ADD", "id": "new"}
         if not isinstance(item, dict):
-            raise LLMOutputError(f"memory[{index}] must be an object")
+            raise LLMOutputError(f"decisions[{index}] must be an object")
         event = str(item.get("event", "")).upper()
-        text = " ".join(str(item.get("text") or "").split())
         if event not in ("ADD", "UPDATE", "DELETE", "NONE"):
-            raise LLMOutputError(f"memory[{index}].event must be ADD, UPDATE, DELETE or NONE, got {event!r}")
-        if len(text) > max_chars:
-            raise LLMOutputError(f"memory[{index}].text is longer than {max_chars} characters")
+            raise LLMOutputError(f"decisions[{index}].event must be ADD, UPDATE, DELETE or NONE, got {event!r}")
         if event == "ADD":
-            if not text:
-                raise LLMOutputError(f"memory[{index}] is an ADD without text")
-            decisions.append(Decision("ADD", text))
+            decisions.append(Decision("ADD", fact))
             continue
         memory_id = idmap.resolve(str(item.get("id", "")))
         if memory_id is None:
-            raise LLMOutputError(f"memory[{index}] refers to id {item.get('id')!r}, which was never shown to the LLM")
+            raise LLMOutputError(f"decisions[{index}] refers to id {item.get('id')!r}, which was never shown "
+                                 "to the LLM")
         if memory_id in touched:
+            if event != "NONE":
+                decisions.append(Decision("ADD", fact))
             continue
-        if event == "UPDATE" and not text:
-            raise LLMOutputError(f"memory[{index}] is an UPDATE without text")
+        if event == "NONE":
+            continue
         touched.add(memory_id)
-        old = item.get("old_memory")
-        decisions.append(Decision(event, text, memory_id, old if isinstance(old, str) else None))
+        decisions.append(Decision(event, fact if event == "UPDATE" else "", memory_id))
     return decisions
 
 
 def verbatim_decisions(messages: list[Message]) -> list[Decision]:
     """``infer=False``: every non-system message is stored as it is, no LLM."""
     return [Decision("ADD", m.content.strip()) for m in messages if m.role != "system" and m.content.strip()]
-
-
-def facts_as_additions(facts: list[str]) -> list[Decision]:
-    """With no existing memory in scope every fact is new: the decision call is skipped."""
-    return [Decision("ADD", fact) for fact in facts]
 
 
 def build_entries(

@@ -5,7 +5,7 @@ throughput can be measured against a known LLM latency (the LLM-bound ceiling is
 users ÷ (calls per turn × latency)):
 
 - a ``facts`` schema: the user's clauses, split on punctuation and "and";
-- a ``memory`` schema: NONE for a fact that equals an existing memory, else ADD;
+- a ``decisions`` schema: NONE for a fact that equals an existing memory, else ADD;
 - a ``relations`` schema (graph memory): "I <verb> [prep] <thing>" clauses as triples;
 - mem0ai's single-call "additive extraction" (``json_object``, no schema, a ``## New Messages``
   section): the same clauses as for ``facts``, as ``{"memory": [{"text": ...}]}`` - so memstream
@@ -44,8 +44,7 @@ def decide(prompt: str) -> list[dict[str, Any]]:
     facts_json = prompt.split("\nNew facts:\n", 1)[1]
     existing = {item["text"]: item["id"] for item in json.loads(existing_json)}
     return [
-        {"id": existing[f], "text": f, "event": "NONE", "old_memory": None} if f in existing
-        else {"id": "new", "text": f, "event": "ADD", "old_memory": None}
+        {"fact": f, "event": "NONE", "id": existing[f]} if f in existing else {"fact": f, "event": "ADD", "id": "new"}
         for f in json.loads(facts_json)
     ]
 
@@ -60,8 +59,8 @@ def answer(body: dict[str, Any]) -> str:
         conversation = prompt.split("\n", 1)[1] if prompt.startswith("Today is") else prompt
         return json.dumps({"facts": extract_facts(conversation, spec.get("maxItems", 8),
                                                   spec.get("items", {}).get("maxLength", 200))})
-    if "memory" in properties:
-        return json.dumps({"memory": decide(prompt)})
+    if "decisions" in properties:
+        return json.dumps({"decisions": decide(prompt)})
     if "relations" in properties:
         spec = properties["relations"]
         conversation = prompt.split("\n", 1)[1] if prompt.startswith("Today is") else prompt

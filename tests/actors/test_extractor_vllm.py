@@ -72,8 +72,9 @@ async def test_structured_outputs_and_prefix_cache_hits_across_users(vllm_extrac
         assert isinstance(facts, list) and len(facts) <= 4 and all(len(f) <= 80 for f in facts)
     decision = await llm.complete_json(
         render_decision([{"id": "0", "text": "Lives in Rome"}], ["Moved to Lyon"], dt.date(2027, 2, 2)),
-        decision_schema(["0"], 4, 80), name="decide")
-    assert json.loads(decision)["memory"][0]["id"] in ("0", "new")
+        decision_schema(["Moved to Lyon"], [["0"]]), name="decide")
+    [answer] = json.loads(decision)["decisions"]  # constrained: one answer for the one fact
+    assert answer["fact"] == "Moved to Lyon" and answer["id"] in ("0", "new")
 
     after = (await vllm_extractor.stats.remote())["prefix_cache"]
     queries = after["prefix_cache_queries"] - before["prefix_cache_queries"]

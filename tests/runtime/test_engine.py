@@ -33,8 +33,8 @@ async def test_add_then_update_keeps_one_city_and_a_full_history(memory: AsyncMe
         berlin = next(line for line in prompt.splitlines() if "Berlin" in line)
         assert "Lives in Paris" in prompt and '"id": "' in berlin
         small_id = berlin.split('"id": "')[1].split('"')[0]
-        return {"memory": [{"id": small_id, "text": "Lives in Paris", "event": "UPDATE",
-                            "old_memory": "Lives in Berlin"}]}
+        assert "Is vegetarian" not in prompt  # not similar to the fact: not shown
+        return {"decisions": [{"fact": "Lives in Paris", "event": "UPDATE", "id": small_id}]}
 
     llm.push(facts("Lives in Paris"), decide)
     second = await memory.add("Actually I moved to Paris last month", **ALICE)
@@ -50,16 +50,32 @@ async def test_add_then_update_keeps_one_city_and_a_full_history(memory: AsyncMe
     assert [h["version"] for h in history] == [1, 2]
 
 
+async def test_a_new_unrelated_fact_is_added_without_a_decision_call(memory: AsyncMemory, llm: ScriptedLLM):
+    """Regression (issue 14): the decision call answered "no change" for new, unrelated facts, and
+    they were lost. A fact with no similar stored memory is an ADD; the LLM is not asked."""
+    llm.push(facts("Lives in Berlin", "Is vegetarian"))
+    await memory.add("I live in Berlin and I'm vegetarian", **ALICE)
+    llm.push(facts("Works as a nurse at the city hospital", "Is allergic to peanuts"))
+    result = await memory.add("I work as a nurse at the city hospital. I am allergic to peanuts.", **ALICE)
+    assert [(r["event"], r["memory"]) for r in result["results"]] == [
+        ("ADD", "Works as a nurse at the city hospital"), ("ADD", "Is allergic to peanuts")]
+    assert [c["name"] for c in llm.calls] == ["facts", "facts"]
+
+
 async def test_delete_decision_and_none(memory: AsyncMemory, llm: ScriptedLLM):
     await memory.add("I have a dog", infer=False, **ALICE)
-    llm.push(facts("No longer has a dog"), {"memory": [{"id": "0", "text": "I have a dog", "event": "DELETE"}]})
+    llm.push(facts("No longer has a dog"), {"decisions": [{"fact": "No longer has a dog", "event": "DELETE", "id": "0"}]})
     result = await memory.add("My dog is gone, I no longer have a dog", **ALICE)
     assert [r["event"] for r in result["results"]] == ["DELETE"]
     assert (await memory.get_all(**ALICE))["results"] == []
     llm.push(facts("Likes tea"))
     await memory.add("I like tea", **ALICE)
-    llm.push(facts("Likes tea"), {"memory": [{"id": "0", "text": "Likes tea", "event": "NONE"}]})
-    assert (await memory.add("I like tea, as I said", **ALICE))["results"] == []
+    llm.push(facts("Likes tea a lot"), {"decisions": [{"fact": "Likes tea a lot", "event": "NONE", "id": "0"}]})
+    assert (await memory.add("I like tea a lot, as I said", **ALICE))["results"] == []
+    calls = len(llm.calls)
+    llm.push(facts("Likes tea"))  # stored verbatim: known without a decision call
+    assert (await memory.add("I like tea", **ALICE))["results"] == []
+    assert len(llm.calls) == calls + 1
 
 
 async def test_invalid_llm_output_is_retried_then_a_typed_error(memory: AsyncMemory, llm: ScriptedLLM):
@@ -68,7 +84,7 @@ async def test_invalid_llm_output_is_retried_then_a_typed_error(memory: AsyncMem
     llm.push("{broken", '{"facts": 3}')
     with pytest.raises(LLMOutputError, match="2 times"):
         await memory.add("I like coffee", **ALICE)
-    invented = {"memory": [{"id": "42", "text": "x", "event": "UPDATE"}]}
+    invented = {"decisions": [{"fact": "Likes green tea", "event": "UPDATE", "id": "42"}]}
     llm.push(facts("Likes green tea"), invented, invented)
     with pytest.raises(LLMOutputError, match="never shown"):
         await memory.add("I like green tea", **ALICE)

@@ -21,8 +21,12 @@ def test_decision_prompt_shows_small_ids_and_puts_data_last():
 def test_schemas_are_bounded_and_ids_are_enumerated():
     facts = prompts.facts_schema(4, 60)["properties"]["facts"]
     assert facts["maxItems"] == 4 and facts["items"]["maxLength"] == 60
-    decision = prompts.decision_schema(["0", "1"], 5, 120)
-    assert decision["properties"]["memory"]["items"]["properties"]["id"]["enum"] == ["0", "1", "new"]
+    decision = prompts.decision_schema(["Moved to Milan", "Likes jazz"], [["0"], ["0", "1"]])
+    answers = decision["properties"]["decisions"]
+    assert answers["minItems"] == answers["maxItems"] == 2 and answers["items"] is False
+    add, change = answers["prefixItems"][1]["anyOf"]
+    assert add["properties"]["id"]["enum"] == ["new"] and change["properties"]["id"]["enum"] == ["0", "1"]
+    assert change["properties"]["fact"]["enum"] == ["Likes jazz"]
     json.dumps(decision)
 
 

@@ -3,6 +3,7 @@ import pytest
 from runtime import reconcile
 from runtime.errors import LLMOutputError
 from runtime.model import MemoryRecord, Message, Scope
+from runtime.vectors.port import Hit
 
 SCOPE = Scope(user_id="alice")
 
@@ -36,35 +37,54 @@ def test_idmap_shows_small_ids_and_resolves_back():
     assert idmap.resolve("7") is None
 
 
-def test_parse_decision_rejects_an_invented_id():
-    idmap = reconcile.IdMap(["uuid-a"])
+def hits(*pairs: tuple[str, str, float]) -> list[Hit]:
+    return [Hit(record(memory_id, text), score) for memory_id, text, score in pairs]
+
+
+def test_a_fact_with_no_close_memory_is_added_without_asking():
+    plan = reconcile.plan_decisions(
+        ["Has a daughter named Emma", "Moved to Paris", "Lives in Berlin"],
+        [hits(("m1", "Works as a nurse", 0.08)),
+         hits(("m2", "Lives in Berlin", 0.43), ("m1", "Works as a nurse", 0.1)),
+         hits(("m2", "Lives in Berlin", 1.0))],
+        threshold=0.35)
+    assert plan.settled == [reconcile.Decision("ADD", "Has a daughter named Emma")]
+    assert plan.asked == ["Moved to Paris"]  # "Lives in Berlin" is stored verbatim: nothing to ask
+    assert plan.candidates == [["m2"]] and list(plan.shown) == ["m2"]
+
+
+def test_decisions_map_ids_back_and_every_fact_gets_an_outcome():
+    idmap = reconcile.IdMap(["uuid-a", "uuid-b"])
+    facts = ["Moved to Paris", "Lives in Lyon", "No longer has a dog", "Likes jazz", "Is vegetarian", "Has a cat"]
+    decisions = reconcile.parse_fact_decisions({"decisions": [
+        {"fact": facts[0], "event": "UPDATE", "id": "0"},
+        {"fact": facts[1], "event": "UPDATE", "id": "0"},  # the same memory again: kept as a new fact
+        {"fact": facts[2], "event": "DELETE", "id": "1"},
+        {"fact": facts[3], "event": "add", "id": "new"},
+        {"fact": facts[4], "event": "NONE", "id": "1"},
+    ]}, facts=facts, idmap=idmap)  # the answer left the last fact out: it is added, not dropped
+    assert decisions == [
+        reconcile.Decision("UPDATE", "Moved to Paris", "uuid-a"),
+        reconcile.Decision("ADD", "Lives in Lyon"),
+        reconcile.Decision("DELETE", "", "uuid-b"),
+        reconcile.Decision("ADD", "Likes jazz"),
+        reconcile.Decision("ADD", "Has a cat"),
+    ]
+
+
+def test_parse_fact_decisions_rejects_an_invented_id():
     with pytest.raises(LLMOutputError, match="never shown"):
-        reconcile.parse_decision({"memory": [{"id": "5", "text": "x", "event": "UPDATE"}]}, idmap=idmap,
-                                 max_chars=100)
+        reconcile.parse_fact_decisions({"decisions": [{"fact": "x", "event": "UPDATE", "id": "5"}]},
+                                       facts=["x"], idmap=reconcile.IdMap(["uuid-a"]))
 
 
 @pytest.mark.parametrize("raw", [
-    '{"memory": []}', '{"memory": [{"id": "0", "text": "x", "event": "MERGE"}]}',
-    '{"memory": [{"id": "new", "text": "", "event": "ADD"}]}', "{}", "garbage",
+    '{"decisions": [{"fact": "x", "event": "MERGE", "id": "0"}]}', '{"decisions": ["x"]}', "{}", "garbage",
+    '{"memory": []}',
 ])
-def test_parse_decision_rejects_invalid_shapes(raw):
+def test_parse_fact_decisions_rejects_invalid_shapes(raw):
     with pytest.raises(LLMOutputError):
-        reconcile.parse_decision(raw, idmap=reconcile.IdMap(["uuid-a"]), max_chars=100)
-
-
-def test_parse_decision_maps_ids_and_keeps_first_decision_per_memory():
-    idmap = reconcile.IdMap(["uuid-a", "uuid-b"])
-    decisions = reconcile.parse_decision({"memory": [
-        {"id": "0", "text": "Lives in Paris", "event": "UPDATE", "old_memory": "Lives in Berlin"},
-        {"id": "0", "text": "dup", "event": "DELETE"},
-        {"id": "1", "text": "", "event": "DELETE"},
-        {"id": "new", "text": "Likes jazz", "event": "add"},
-    ]}, idmap=idmap, max_chars=100)
-    assert decisions == [
-        reconcile.Decision("UPDATE", "Lives in Paris", "uuid-a", "Lives in Berlin"),
-        reconcile.Decision("DELETE", "", "uuid-b", None),
-        reconcile.Decision("ADD", "Likes jazz"),
-    ]
+        reconcile.parse_fact_decisions(raw, facts=["x"], idmap=reconcile.IdMap(["uuid-a"]))
 
 
 def test_build_entries_turns_decisions_into_versioned_drafts():
