@@ -8,6 +8,8 @@
     memstream ingest FILE        batch ingestion of JSONL / Parquet conversations (Ray Data job)
     memstream history --user-id alice [--memory-id ID] [--since-seq N]
     memstream eval-extraction    fact-extraction quality of the configured LLM (JSON out)
+    memstream eval-memory [--part tune|heldout|all]   end-to-end memory quality of scripted
+                                 conversations: remembered, updated, chit-chat, invented (JSON out)
     memstream bench              memstream next to mem0ai: latency, throughput, fan-out, memory, LOCOMO recall
                                  (JSON, Markdown table and PNG plots in bench/results/)
     memstream bench-engine       engine search/add latency benchmark (JSON out)
@@ -207,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run-id")
     p.add_argument("--since-seq", type=int, default=0)
     sub.add_parser("eval-extraction", help="fact-extraction quality (JSON out)", add_help=False)
+    sub.add_parser("eval-memory", help="end-to-end memory quality on scripted conversations (JSON out)",
+                   add_help=False)
     sub.add_parser("bench", help="memstream vs mem0ai benchmarks with plots (bench/results/compare.*)",
                    add_help=False)
     sub.add_parser("bench-engine", help="engine latency benchmark (JSON out)", add_help=False)
@@ -241,6 +245,10 @@ def main(argv: list[str] | None = None) -> None:
             from scripts.eval_extraction import main as eval_main
 
             eval_main(["--config", config_name, *rest])
+        elif args.command == "eval-memory":
+            from scripts.eval_memory import main as eval_memory_main
+
+            eval_memory_main(["--config", config_name, *rest])
         elif args.command == "bench":
             from scripts.bench_compare import main as compare_main
 
