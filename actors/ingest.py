@@ -18,7 +18,6 @@ a crash, or on purpose - adds nothing twice: already committed turns are counted
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
@@ -121,13 +120,12 @@ class ExtractFacts:
 
     async def _extract_all(self, conversations: list[list[dict[str, Any]]]) -> list[Any]:
         results: list[Any] = [None] * len(conversations)
-        today = dt.date.today()
         # made per block: each block runs in an event loop of its own, and an HTTP session belongs to one
         llm = make_http_llm(self._endpoint) if self._endpoint else RemoteLLM(self._extractors)
 
         async def one(i: int) -> None:
             try:
-                results[i] = await extract_facts(llm, normalize_messages(conversations[i]), self._policy, today)
+                results[i] = await extract_facts(llm, normalize_messages(conversations[i]), self._policy)
             except MemstreamError as exc:
                 results[i] = exc
 

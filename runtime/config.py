@@ -38,7 +38,7 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class VLLMConfig(_Section, tag="vllm", tag_field="provider"):
     """vLLM's engine in-process (CPU build here, GPU in production)."""
 
-    model: str = "smollm2-135m-instruct"  # a HF folder, or the name of a packaged demo model
+    model: str = "qwen2.5-coder-0.5b-instruct"  # a HF folder, or a packaged model (runtime/llms/packaged.py)
     dtype: str = "float32"  # the CPU build; use bfloat16 on GPUs
     max_model_len: int = 2048
     enforce_eager: bool = True
@@ -218,7 +218,7 @@ class MemoryPolicy(_Section):
     existing_top_k: int = 5
     # a fact is shown to the decision call only with stored memories at least this similar (cosine,
     # all-MiniLM-L6-v2); a fact with none is an ADD without a call. Tuned on `memstream eval-memory`
-    decision_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.35
+    decision_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.3
     llm_retries: int = 2
     mailbox_capacity: int = 64
     subscriber_queue: int = 1024  # live events buffered per subscriber before it is told to resync

@@ -506,7 +506,7 @@ class AsyncMemory:
 
     async def _extract(self, messages: list, watch: _Stopwatch) -> list[str]:
         started = time.perf_counter()
-        facts = await extract_facts(await self._get_llm(), messages, self.config.memory, self._today())
+        facts = await extract_facts(await self._get_llm(), messages, self.config.memory)
         watch.lap("extraction", started)
         return facts
 
@@ -531,7 +531,7 @@ class AsyncMemory:
         started = time.perf_counter()
         decided = await ask(
             await self._get_llm(), "decision",
-            render_decision(reconcile.existing_for_prompt(idmap, plan.shown), plan.asked, self._today()),
+            render_decision(reconcile.existing_for_prompt(idmap, plan.shown), plan.asked),
             decision_schema(plan.asked, [[idmap.small_id(m) for m in ids] for ids in plan.candidates]),
             lambda raw: reconcile.parse_fact_decisions(raw, facts=plan.asked, idmap=idmap),
             retries=policy.llm_retries,

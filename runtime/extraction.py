@@ -40,10 +40,10 @@ async def ask(llm: LLM, name: str, messages: list[dict[str, str]], schema: dict[
     raise LLMOutputError(f"{name}: the LLM gave invalid output {attempts} times; last problem: {last_error}")
 
 
-async def extract_facts(llm: LLM, messages: list[Message], policy: MemoryPolicy, today: dt.date) -> list[str]:
+async def extract_facts(llm: LLM, messages: list[Message], policy: MemoryPolicy) -> list[str]:
     conversation = transcript(messages)
     return await ask(
-        llm, "facts", render_extraction(conversation, today), facts_schema(policy.max_facts, policy.max_fact_chars),
+        llm, "facts", render_extraction(conversation), facts_schema(policy.max_facts, policy.max_fact_chars),
         lambda raw: reconcile.parse_facts(raw, max_facts=policy.max_facts, max_chars=policy.max_fact_chars,
                                           conversation=conversation if policy.require_grounding else None),
         retries=policy.llm_retries,

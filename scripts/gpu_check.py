@@ -95,7 +95,7 @@ async def _run(llm: Any, tokenizer: Any, turns: int, concurrency: int) -> dict[s
         conversation = (f"user: I'm user {i}, I live in city {i % 97}, I work as engineer number {i % 13} "
                         f"and my dog is called Rex{i}")
         async with limiter:
-            raw = await llm.complete_json(render_extraction(conversation, dt.date(2026, 1, 1 + i % 28)),
+            raw = await llm.complete_json(render_extraction(conversation),
                                           facts_schema(10, 200), name="facts")
         out_tokens += len(tokenizer(raw, add_special_tokens=False)["input_ids"])
 

@@ -23,14 +23,13 @@ from runtime.config import VLLMConfig, cache_dir
 from runtime.errors import BackendUnavailable, ConfigError, LLMOutputError
 
 log = structlog.get_logger("memstream.llm.vllm")
-PACKAGED = {"smollm2-135m-instruct"}
 
 
 def resolve_model(model: str) -> str:
-    if model in PACKAGED:
-        from runtime.llms.smollm2 import ensure_smollm2
+    from runtime.llms.packaged import PACKAGED_LLMS, ensure_packaged
 
-        return str(ensure_smollm2())
+    if model in PACKAGED_LLMS:
+        return str(ensure_packaged(model))
     if Path(model).is_dir():
         return model
     if os.environ.get("HF_HUB_OFFLINE") == "1":

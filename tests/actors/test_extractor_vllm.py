@@ -56,13 +56,13 @@ async def test_extractor_actor_is_placed_without_gpus(vllm_extractor):
 async def test_structured_outputs_and_prefix_cache_hits_across_users(vllm_extractor):
     llm = RemoteLLM([vllm_extractor])
     schema = facts_schema(4, 80)
-    first = await llm.complete_json(render_extraction(TURNS[0][1], TURNS[0][2]), schema, name="facts")
+    first = await llm.complete_json(render_extraction(TURNS[0][1]), schema, name="facts")
     before = (await vllm_extractor.stats.remote())["prefix_cache"]
 
     answers: list[str] = []
 
     async def turn(conversation: str, day: dt.date) -> None:
-        answers.append(await llm.complete_json(render_extraction(conversation, day), schema, name="facts"))
+        answers.append(await llm.complete_json(render_extraction(conversation), schema, name="facts"))
 
     async with anyio.create_task_group() as tg:  # concurrent: vLLM batches them
         for _, conversation, day in TURNS[1:]:
@@ -71,7 +71,7 @@ async def test_structured_outputs_and_prefix_cache_hits_across_users(vllm_extrac
         facts = json.loads(raw)["facts"]  # constrained decoding: always valid JSON of the schema
         assert isinstance(facts, list) and len(facts) <= 4 and all(len(f) <= 80 for f in facts)
     decision = await llm.complete_json(
-        render_decision([{"id": "0", "text": "Lives in Rome"}], ["Moved to Lyon"], dt.date(2027, 2, 2)),
+        render_decision([{"id": "0", "text": "Lives in Rome"}], ["Moved to Lyon"]),
         decision_schema(["Moved to Lyon"], [["0"]]), name="decide")
     [answer] = json.loads(decision)["decisions"]  # constrained: one answer for the one fact
     assert answer["fact"] == "Moved to Lyon" and answer["id"] in ("0", "new")

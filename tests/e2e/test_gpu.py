@@ -57,7 +57,7 @@ async def _extract_many(llm, n: int) -> list[str]:
     out: list[str] = []
 
     async def one(i: int) -> None:
-        messages = render_extraction(f"user: my name is user{i} and I like topic {i}", dt.date(2026, 1, 1 + i % 28))
+        messages = render_extraction(f"user: my name is user{i} and I like topic {i}")
         out.append(await llm.complete_json(messages, facts_schema(4, 80), name="facts"))
 
     async with anyio.create_task_group() as tg:

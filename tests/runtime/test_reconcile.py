@@ -119,3 +119,11 @@ def test_update_with_identical_text_is_not_a_change():
 def test_verbatim_decisions_skip_system_messages():
     messages = [Message("system", "be nice"), Message("user", "I like tea"), Message("assistant", "Noted")]
     assert [d.text for d in reconcile.verbatim_decisions(messages)] == ["I like tea", "Noted"]
+
+
+def test_facts_grounded_only_in_questions_are_dropped():
+    conversation = "user: I'm vegan. Is it going to rain tomorrow?\nassistant: Probably not."
+    raw = {"facts": ["Is vegan", "Is going to rain tomorrow"]}
+    assert reconcile.parse_facts(raw, max_facts=4, max_chars=80, conversation=conversation) == ["Is vegan"]
+    assert reconcile.parse_facts({"facts": ["Boil an egg for an hour"]}, max_facts=4, max_chars=80,
+                                 conversation="user: How long should I boil an egg for?") == []

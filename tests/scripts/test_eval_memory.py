@@ -17,7 +17,7 @@ DATA = {"conversations": [
     {"id": "alice", "part": "tune", "turns": [
         {"say": "I'm Alice and I live in Berlin", "kind": "fact", "topic": "identity",
          "remember": {"name": [{"all": ["alice"]}], "city": [{"all": ["berlin"]}]}},
-        {"say": "What's the weather like?", "kind": "chitchat", "topic": "chitchat"},
+        {"say": "Lovely weather today", "kind": "chitchat", "topic": "chitchat"},
         {"say": "Actually I moved to Paris", "kind": "update", "topic": "places",
          "remember": {"city": [{"all": ["paris"]}]}, "forget": ["city"]},
     ]},
@@ -28,7 +28,7 @@ DATA = {"conversations": [
 ]}
 FACTS = {  # what the scripted extractor answers for each turn
     "I'm Alice and I live in Berlin": ["Name is Alice", "Lives in Berlin"],
-    "What's the weather like?": ["Weather is sunny in Rome"],  # chit-chat stored, and invented
+    "Lovely weather today": ["Weather is sunny in Rome"],  # chit-chat stored, and invented
     "Actually I moved to Paris": ["Lives in Paris"],
     "I have a dog called Rex": [],  # a fact missed
     "thanks": [],
@@ -36,7 +36,7 @@ FACTS = {  # what the scripted extractor answers for each turn
 
 
 def extract(messages: list[dict[str, str]]) -> dict:
-    turn = messages[-1]["content"].split("\nuser: ", 1)[1]
+    turn = messages[-1]["content"].removeprefix("user: ")
     return {"facts": FACTS[turn]}
 
 
@@ -96,7 +96,7 @@ async def test_the_runner_scores_a_scripted_run(tmp_path: Path, embedder):
     assert report["llm_calls"]["calls"] == 7 and report["llm_calls"]["unattributed"] == 0
 
     [chat] = report["failures"]["chitchat_changed"]
-    assert chat["say"] == "What's the weather like?" and chat["stored"] == ["ADD: Weather is sunny in Rome"]
+    assert chat["say"] == "Lovely weather today" and chat["stored"] == ["ADD: Weather is sunny in Rome"]
     [invented] = report["failures"]["invented"]
     assert invented["memory"] == "Weather is sunny in Rome" and invented["reasons"] == ["name 'Rome' never said"]
     [missed] = report["failures"]["fact_not_remembered"]

