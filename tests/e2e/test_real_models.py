@@ -1,8 +1,10 @@
-"""The whole engine on real components: vLLM (CPU build) serving SmolLM2-135M-Instruct, the
-MiniLM embedder, Qdrant Edge and the SQLite journal. Slow (engine start ~30-60 s); CI runs it.
+"""The whole engine on real components: vLLM (CPU build) serving the embedded default LLM
+(Qwen2.5-Coder-0.5B-Instruct), the MiniLM embedder, Qdrant Edge and the SQLite journal. Slow
+(engine start ~30-60 s); CI runs it.
 
-SmolLM2-135M is a demo model: these tests check the path and its guarantees (schema-valid
-output, typed errors, journal + index consistency), not the wisdom of its facts.
+These tests check the path and its guarantees (schema-valid output, typed errors, journal +
+index consistency) and the README's own example; how well the model remembers in general is
+measured by `memstream eval-memory`, not asserted here.
 """
 
 from __future__ import annotations
@@ -51,3 +53,19 @@ async def test_add_search_history_with_the_real_llm_and_embedder(tmp_path, vllm_
         assert indexed == replayed
         stats = vllm_engine.prefix_cache_stats()
         assert stats["prefix_cache_hits"] > 0  # the static prompt prefix is shared
+
+
+async def test_the_readme_example_is_remembered_then_updated(tmp_path, vllm_engine, embedder):
+    """The README's first example on the embedded default: Berlin and vegetarian are stored, then
+    Paris replaces Berlin (temperature 0: the same answers on every run)."""
+    config = load_config("local", overrides={"data_dir": str(tmp_path)}, environ={})
+    async with AsyncMemory(config, llm=vllm_engine, embedder=embedder) as memory:
+        first = await memory.add([{"role": "user", "content": "I'm Alice, I moved to Berlin and I'm vegetarian"}],
+                                 user_id="alice")
+        said = " ".join(r["memory"] for r in first["results"]).lower()
+        assert "berlin" in said and "vegetarian" in said, first
+        second = await memory.add("Actually I moved to Paris last month", user_id="alice")
+        assert [r["event"] for r in second["results"]] == ["UPDATE"], second
+        stored = [m["memory"].lower() for m in (await memory.get_all(user_id="alice"))["results"]]
+        assert any("paris" in m for m in stored) and not any("berlin" in m for m in stored), stored
+        assert any("vegetarian" in m for m in stored), stored
