@@ -533,7 +533,8 @@ class AsyncMemory:
             await self._get_llm(), "decision",
             render_decision(reconcile.existing_for_prompt(idmap, plan.shown), plan.asked),
             decision_schema(plan.asked, [[idmap.small_id(m) for m in ids] for ids in plan.candidates]),
-            lambda raw: reconcile.parse_fact_decisions(raw, facts=plan.asked, idmap=idmap),
+            lambda raw: reconcile.parse_fact_decisions(raw, facts=plan.asked, idmap=idmap, similarity=plan.candidates,
+                                                       known_at=policy.known_threshold),
             retries=policy.llm_retries,
         )
         watch.lap("decision", started)

@@ -116,7 +116,7 @@ class DecisionPlan(msgspec.Struct, frozen=True):
 
     settled: list[Decision]  # facts with no stored neighbour at the threshold: plain ADDs
     asked: list[str]  # facts the LLM decides, in the order it is shown them
-    candidates: list[list[str]]  # per asked fact: the memory ids it may change (its neighbours)
+    candidates: list[dict[str, float]]  # per asked fact: the memory ids it may change, with their similarity
     shown: dict[str, MemoryRecord]  # every memory the LLM is shown, by id
 
 
@@ -129,7 +129,7 @@ def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: 
     text is already stored verbatim is known: nothing to ask either."""
     settled: list[Decision] = []
     asked: list[str] = []
-    candidates: list[list[str]] = []
+    candidates: list[dict[str, float]] = []
     shown: dict[str, MemoryRecord] = {}
     for fact, near in zip(facts, neighbours):
         close = [n for n in near if n.score >= threshold]
@@ -139,20 +139,22 @@ def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: 
             settled.append(Decision("ADD", fact))
             continue
         asked.append(fact)
-        candidates.append([n.record.id for n in close])
+        candidates.append({n.record.id: n.score for n in close})
         for n in close:
             shown.setdefault(n.record.id, n.record)
     return DecisionPlan(settled=settled, asked=asked, candidates=candidates, shown=shown)
 
 
-def parse_fact_decisions(raw: Any, *, facts: list[str], idmap: IdMap) -> list[Decision]:
+def parse_fact_decisions(raw: Any, *, facts: list[str], idmap: IdMap,
+                         similarity: list[dict[str, float]] | None = None, known_at: float = -1.0) -> list[Decision]:
     """Validate ``{"decisions": [{"fact", "event", "id"}, ...]}``: one answer per fact, in order.
 
     Every fact ends in an explicit outcome: a fact the answer leaves out is an ADD (never dropped);
     an id that was never shown is an error (the call is retried); a second change to a memory that
-    an earlier fact of the same turn already changed becomes an ADD of its fact. An UPDATE's new
-    text is the fact itself: facts are already short third-person sentences, and a small model
-    asked to merge two texts rewrites them badly."""
+    an earlier fact of the same turn already changed becomes an ADD of its fact; a NONE ("already
+    known") for a memory less similar than ``known_at`` is an ADD - a small model says NONE for new
+    facts that merely share a topic. An UPDATE's new text is the fact itself: facts are already
+    short third-person sentences, and a small model asked to merge two texts rewrites them badly."""
     data = _load(raw)
     if not isinstance(data, dict) or not isinstance(data.get("decisions"), list):
         raise LLMOutputError('LLM output must be an object {"decisions": [{"fact", "event", "id"}, ...]}')
@@ -173,6 +175,9 @@ def parse_fact_decisions(raw: Any, *, facts: list[str], idmap: IdMap) -> list[De
         if memory_id is None:
             raise LLMOutputError(f"decisions[{index}] refers to id {item.get('id')!r}, which was never shown "
                                  "to the LLM")
+        if event == "NONE" and similarity is not None and similarity[index].get(memory_id, -1.0) < known_at:
+            decisions.append(Decision("ADD", fact))
+            continue
         if memory_id in touched:
             if event != "NONE":
                 decisions.append(Decision("ADD", fact))

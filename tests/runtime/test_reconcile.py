@@ -50,7 +50,7 @@ def test_a_fact_with_no_close_memory_is_added_without_asking():
         threshold=0.35)
     assert plan.settled == [reconcile.Decision("ADD", "Has a daughter named Emma")]
     assert plan.asked == ["Moved to Paris"]  # "Lives in Berlin" is stored verbatim: nothing to ask
-    assert plan.candidates == [["m2"]] and list(plan.shown) == ["m2"]
+    assert plan.candidates == [{"m2": 0.43}] and list(plan.shown) == ["m2"]
 
 
 def test_decisions_map_ids_back_and_every_fact_gets_an_outcome():
@@ -70,6 +70,15 @@ def test_decisions_map_ids_back_and_every_fact_gets_an_outcome():
         reconcile.Decision("ADD", "Likes jazz"),
         reconcile.Decision("ADD", "Has a cat"),
     ]
+
+
+def test_a_none_for_a_memory_that_is_not_close_keeps_the_fact():
+    idmap = reconcile.IdMap(["uuid-a"])
+    raw = {"decisions": [{"fact": "Likes tea a lot", "event": "NONE", "id": "0"},
+                         {"fact": "Drinks green tea", "event": "NONE", "id": "0"}]}
+    decisions = reconcile.parse_fact_decisions(raw, facts=["Likes tea a lot", "Drinks green tea"], idmap=idmap,
+                                               similarity=[{"uuid-a": 0.86}, {"uuid-a": 0.5}], known_at=0.7)
+    assert decisions == [reconcile.Decision("ADD", "Drinks green tea")]
 
 
 def test_parse_fact_decisions_rejects_an_invented_id():
