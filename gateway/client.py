@@ -5,6 +5,14 @@ drops, the client reconnects with exponential backoff, authenticates again, re-s
 requests that had no answer yet (every write carries a request id, so the journal applies
 it once however often it is sent) and resumes each subscription after the last seq it
 delivered — so a subscriber sees every event once, in order, across disconnects.
+
+Dialling is one step to the client, from the TCP connect to the answer to its ``auth`` frame,
+and any failure on the way is transient: refused, timed out, turned away by a full or
+draining server (503), or cut before the auth answer (a server dropping connections cuts
+handshakes too). Each such failure costs one try of the budget — ``connect_attempts`` for
+the first connection (``open``), ``max_reconnect_attempts`` after a drop (None: until
+closed) — and the next try waits the backoff. Only a URL that is not a WebSocket URL
+(``InvalidRequest``) and a refused token (``Unauthenticated``) end the dialling at once.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from gateway import protocol as p
+from gateway.keepalive import ClientSocket
 from runtime.errors import (
     BackendUnavailable,
     Forbidden,
@@ -85,7 +94,10 @@ class _Subscription:
 class MemoryClient:
     def __init__(self, url: str, token: str, *, binary: bool = False, request_timeout_s: float = 600.0,
                  connect_timeout_s: float = 10.0, backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0,
-                 max_reconnect_attempts: int | None = None, subscription_buffer: int = 4096):
+                 connect_attempts: int = 5, max_reconnect_attempts: int | None = None,
+                 subscription_buffer: int = 4096):
+        if connect_attempts < 1:
+            raise InvalidRequest("connect_attempts must be >= 1")
         self.url = url
         self.token = token
         self.binary = binary
@@ -93,7 +105,9 @@ class MemoryClient:
         self.connect_timeout_s = connect_timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.connect_attempts = connect_attempts
         self.max_reconnect_attempts = max_reconnect_attempts
+        self._jitter = random.Random()  # its own generator: the application's global random sequence stays its own
         self.subscription_buffer = subscription_buffer
         self.reconnects = 0
         self._ids = itertools.count(1)
@@ -111,7 +125,10 @@ class MemoryClient:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> MemoryClient:
-        ws = await self._dial()  # a bad URL or a refused token fails here, at once
+        """Connect and authenticate within ``connect_attempts`` tries; a bad URL or a refused token
+        fails at once, an unreachable gateway with ``BackendUnavailable`` once the tries are spent."""
+        ws = await self._dial_within(self.connect_attempts, wait_first=False)
+        self._ws = ws  # close() closes it even if called before _keep_connected has started
         self._stack = AsyncExitStack()
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         self._tg.start_soon(self._keep_connected, ws)
@@ -135,16 +152,36 @@ class MemoryClient:
         await self.close()
 
     # ---- connection ----------------------------------------------------------------------
+    async def _dial_within(self, budget: int | None, *, wait_first: bool) -> ClientConnection:
+        """``_dial`` until it succeeds, at most ``budget`` tries (None: no limit), waiting the backoff
+        before each try but the first (before the first too with ``wait_first``: after a drop, so that
+        clients cut together do not all dial back at the same instant). Only ``BackendUnavailable``
+        is retried; it is raised, naming the tries, once the budget is spent."""
+        backoff, attempt, failure = self.backoff_initial_s, 0, None
+        while budget is None or attempt < budget:
+            attempt += 1
+            if wait_first or attempt > 1:
+                await anyio.sleep(backoff * (0.5 + self._jitter.random()))
+                backoff = min(backoff * 2, self.backoff_max_s)
+            try:
+                return await self._dial()
+            except BackendUnavailable as exc:
+                failure = exc
+                log.info("dial_failed", url=self.url, attempt=attempt, error=str(exc))
+        raise BackendUnavailable(f"gateway {self.url} unreachable after {attempt} attempts: {failure}",
+                                 backend="gateway") from failure
+
     async def _dial(self) -> ClientConnection:
-        """Connect, read the welcome, authenticate. Raises ``Unauthenticated`` for a bad token."""
+        """Connect, read the welcome, authenticate: one try. Raises ``Unauthenticated`` for a bad token,
+        ``InvalidRequest`` for a bad URL and ``BackendUnavailable`` for every transient failure."""
         subprotocols = [p.SUBPROTOCOL_MSGPACK] if self.binary else [p.SUBPROTOCOL_JSON]
         try:
             ws = await connect(self.url, subprotocols=subprotocols, open_timeout=self.connect_timeout_s,
-                               compression=None, max_size=None)
+                               compression=None, max_size=None, create_connection=ClientSocket)
         except InvalidURI as exc:
             raise InvalidRequest(f"not a WebSocket URL: {self.url}") from exc
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            raise BackendUnavailable(f"cannot reach the gateway at {self.url}: {exc}", backend="gateway") from exc
+        except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+            raise BackendUnavailable(f"cannot reach the gateway at {self.url}: {exc!r}", backend="gateway") from exc
         try:
             with anyio.fail_after(self.connect_timeout_s):
                 welcome = self._decode(await ws.recv())
@@ -160,7 +197,7 @@ class MemoryClient:
                         raise error_from_frame(frame)
                     self.grant = frame.data
                     return ws
-        except (TimeoutError, ConnectionClosed) as exc:
+        except (TimeoutError, ConnectionClosed, msgspec.DecodeError, msgspec.ValidationError) as exc:
             await ws.close()
             raise BackendUnavailable(f"the gateway at {self.url} did not complete the handshake: {exc!r}",
                                      backend="gateway") from exc
@@ -169,42 +206,35 @@ class MemoryClient:
             raise
 
     async def _keep_connected(self, ws: ClientConnection) -> None:
-        attempts, backoff = 0, self.backoff_initial_s
+        """Serve one connection until it drops, then dial again within ``max_reconnect_attempts``;
+        a spent budget or a refused token fails every pending request and subscription."""
         while True:
-            self._ws = ws
-            self._connected.set()
-            try:
-                for subscription in list(self._subscriptions.values()):
-                    await self._send_subscribe(subscription)
-                await self._read(ws)
-            except ConnectionClosed:
-                pass
-            finally:
-                self._connected = anyio.Event()
-                self._ws = None
-                for pending in list(self._pending.values()):
-                    pending.wake_for_retry()
+            await self._run_connection(ws)
             if self._closing:
                 return
-            while True:
-                attempts += 1
-                if self.max_reconnect_attempts is not None and attempts > self.max_reconnect_attempts:
-                    self._fail(BackendUnavailable(f"gateway {self.url} unreachable after {attempts - 1} attempts",
-                                                  backend="gateway"))
-                    return
-                await anyio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, self.backoff_max_s)
-                try:
-                    ws = await self._dial()
-                except (ConnectionClosed, BackendUnavailable) as exc:
-                    log.info("reconnect_failed", url=self.url, attempt=attempts, error=str(exc))
-                    continue
-                except Unauthenticated as exc:
-                    self._fail(exc)
-                    return
-                self.reconnects += 1
-                attempts, backoff = 0, self.backoff_initial_s
-                break
+            try:
+                ws = await self._dial_within(self.max_reconnect_attempts, wait_first=True)
+            except MemstreamError as exc:
+                self._fail(exc)
+                return
+            self.reconnects += 1
+
+    async def _run_connection(self, ws: ClientConnection) -> None:
+        """Resubscribe, then read until the connection drops; requests waiting for an answer are
+        woken to re-send on the next connection."""
+        self._ws = ws
+        self._connected.set()
+        try:
+            for subscription in list(self._subscriptions.values()):
+                await self._send_subscribe(subscription)
+            await self._read(ws)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._connected = anyio.Event()
+            self._ws = None
+            for pending in list(self._pending.values()):
+                pending.wake_for_retry()
 
     def _fail(self, error: MemstreamError) -> None:
         self._failure = error
@@ -280,9 +310,9 @@ class MemoryClient:
         try:
             with anyio.fail_after(self.request_timeout_s):
                 while True:
+                    await self._connected.wait()  # also set by _fail: check the failure after it, not before
                     if self._failure is not None:
                         raise self._failure
-                    await self._connected.wait()
                     pending.retry = False
                     pending.answered = anyio.Event()
                     await self._send(frame)
@@ -369,6 +399,8 @@ class MemoryClient:
         subscription = _Subscription(scope, after_seq, self.subscription_buffer)
         try:
             await self._connected.wait()
+            if self._failure is not None:
+                raise self._failure
             await self._send_subscribe(subscription)
             async for item in subscription.receive:
                 if isinstance(item, BaseException):

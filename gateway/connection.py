@@ -135,12 +135,13 @@ class Connection:
         metrics = self.gateway.metrics
         kind = type(frame).__struct_config__.tag
         if isinstance(frame, p.Ping):
-            await self.send(p.Pong(id=frame.id, ts=time.time()))
+            await self.send(p.Pong(id=frame.id, ts=self.gateway.clock()))
             return
         if isinstance(frame, p.Auth):
             await self._authenticate(frame)
             return
-        if self.grant is None or (self.grant.expires_at is not None and self.grant.expires_at <= time.time()):
+        now = self.gateway.clock()
+        if self.grant is None or (self.grant.expires_at is not None and self.grant.expires_at <= now):
             metrics.rejected.labels("unauthenticated").inc()
             why = "send an auth frame first" if self.grant is None else "token expired; send auth with a fresh token"
             await self.send(p.Error(code=Unauthenticated.code, message=why, id=frame.id))
@@ -162,7 +163,7 @@ class Connection:
 
     async def _authenticate(self, frame: p.Auth) -> None:
         try:
-            grant = verify_token(self.gateway.secret, frame.token)
+            grant = verify_token(self.gateway.secret, frame.token, now=self.gateway.clock())
             if self.grant is not None and grant.tenant != self.grant.tenant:
                 raise Unauthenticated("a connection cannot change tenant; open a new connection")
         except Unauthenticated as exc:

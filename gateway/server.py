@@ -8,7 +8,8 @@ WebSocket upgrades on any path get a ``Connection``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from importlib import resources
 
@@ -17,11 +18,13 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from gateway import protocol as p
 from gateway.connection import CLOSE_GOING_AWAY, Connection
 from gateway.dispatch import Dispatcher, MemoryBackend
 from gateway.fanout import Fanout
+from gateway.keepalive import GatewayConnection
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
 from runtime.config import Config
@@ -34,8 +37,10 @@ def _viewer_html() -> str:
 
 
 class Gateway:
-    def __init__(self, config: Config, memory: MemoryBackend, *, secret: str):
+    def __init__(self, config: Config, memory: MemoryBackend, *, secret: str,
+                 clock: Callable[[], float] = time.time):
         self.config = config
+        self.clock = clock  # the wall clock that tokens expire by (injected: expiry is tested without sleeping)
         self.settings = config.gateway
         self.secret = secret
         self.dispatcher = Dispatcher(memory)
@@ -67,7 +72,7 @@ class Gateway:
                          select_subprotocol=_select_subprotocol,
                          process_request=self._http, max_size=self.settings.max_frame_bytes, origins=origins,
                          compression=None, ping_interval=20, ping_timeout=20, max_queue=16,
-                         server_header="memstream") as server:
+                         server_header="memstream", create_connection=GatewayConnection) as server:
             self.port = server.sockets[0].getsockname()[1]
             log.info("gateway_listening", host=self.settings.host, port=self.port)
             task_status.started(self)
@@ -104,11 +109,21 @@ class Gateway:
             if not self.connections:
                 self._idle.set()
 
+    def _at_capacity(self) -> bool:
+        """Whether ``max_connections`` sockets are open. A connection whose socket is already gone
+        but whose accepted requests are still finishing (within the grace period) is not counted:
+        under a storm of cut connections those are exactly the clients dialling back in to re-send,
+        and refusing them for the sockets they just lost would lock them out."""
+        if len(self.connections) < self.settings.max_connections:
+            return False  # the common case, without a walk over every connection
+        open_sockets = sum(1 for c in self.connections if c.ws.state is not State.CLOSED)
+        return open_sockets >= self.settings.max_connections
+
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         if "websocket" in request.headers.get("Upgrade", "").lower():
             if self.draining:
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "server shutting down\n")
-            if len(self.connections) >= self.settings.max_connections:
+            if self._at_capacity():
                 self.metrics.rejected.labels("max_connections").inc()
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
             return None

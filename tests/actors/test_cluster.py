@@ -14,6 +14,7 @@ from actors.client import ClusterMemory
 from actors.remote import RESTARTING
 from actors.router import Router
 from runtime.errors import BackendUnavailable, InvalidRequest, NotFound, Overloaded
+from tests.progress import Progress
 
 
 async def pid_of(handle) -> int:
@@ -97,18 +98,17 @@ async def test_killed_shard_recovers_from_the_journal_mid_traffic(cluster: Clust
                 if len(events) == 10:
                     return
 
-    done = [0]
+    done = Progress()
     retries_before = cluster.router.retries
 
     async def writer(user: str) -> None:
         for i in range(10):
             await cluster.add(f"crash note {i}", user_id=user, infer=False, request_id=f"{user}-{i}")
-            done[0] += 1
+            done.add()
 
     async def killer() -> None:
         for threshold in (10, 40):  # kill in the middle of the traffic, twice
-            while done[0] < threshold:  # noqa: ASYNC110 - a count, not an event, is what is awaited
-                await anyio.sleep(0.005)
+            await done.reached(threshold)
             os.kill(await pid_of(cluster.cluster.shards[name]), signal.SIGKILL)
 
     with anyio.fail_after(240):

@@ -46,13 +46,28 @@ class LiveGateway:
         self.http = f"http://127.0.0.1:{gateway.port}"
 
 
-async def start_gateway(config: Config, memory: Any, stop: anyio.Event) -> asyncio.Task:
+class _Listening:
+    """The ``task_status`` handed to ``Gateway.serve``: set once the gateway listens."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def started(self, value: Any = None) -> None:
+        self.event.set()
+
+
+async def start_gateway(config: Config, memory: Any, stop: anyio.Event) -> tuple[Gateway, asyncio.Task]:
+    """Serve in a task of this event loop; returns once the gateway listens (or raises what kept it
+    from listening), waiting on the gateway's own signal rather than polling for its port."""
     gateway = Gateway(config, memory, secret=SECRET)
-    task = asyncio.create_task(gateway.serve(stop))
-    while gateway.port is None:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    listening = _Listening()
+    task = asyncio.create_task(gateway.serve(stop, task_status=listening))
+    waiter = asyncio.create_task(listening.event.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if not listening.event.is_set():
+        waiter.cancel()
+        task.result()  # raises why serve() ended before it listened
+        raise AssertionError("the gateway stopped before it listened")
     return gateway, task
 
 
@@ -89,12 +104,13 @@ class RawClient:
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(frame))
 
-    async def recv(self, timeout: float = 10.0) -> dict[str, Any]:
+    # the timeouts are safety nets for a hang, not waits: generous for a busy 2-core box
+    async def recv(self, timeout: float = 30.0) -> dict[str, Any]:
         with anyio.fail_after(timeout):
             raw = await self.ws.recv()
         return json.loads(raw) if isinstance(raw, str) else msgspec.msgpack.decode(raw)
 
-    async def until(self, kind: str, frame_id: Any = None, timeout: float = 10.0) -> dict[str, Any]:
+    async def until(self, kind: str, frame_id: Any = None, timeout: float = 30.0) -> dict[str, Any]:
         """Skip frames until one of ``kind`` (with ``id``) arrives."""
         with anyio.fail_after(timeout):
             while True:

@@ -45,6 +45,19 @@ def test_forged_expired_and_truncated_tokens(mutate, reason):
         verify_token(SECRET, mutate(token))
 
 
+def test_expiry_is_judged_by_the_clock_the_gateway_gives():
+    import jwt
+
+    token = mint_token(SECRET, tenant="acme", owners=["*"], ttl_s=60, now=1_000_000)
+    assert verify_token(SECRET, token, now=1_000_059).expires_at == 1_000_060
+    with pytest.raises(Unauthenticated, match="token expired"):
+        verify_token(SECRET, token, now=1_000_060)
+    odd = jwt.encode({"iss": "memstream", "sub": "x", "iat": 1, "exp": "never", "tenant": "acme", "owners": ["*"],
+                      "rights": ["read"]}, SECRET, algorithm="HS256")
+    with pytest.raises(Unauthenticated, match="exp must be a number"):
+        verify_token(SECRET, odd)
+
+
 def test_alg_none_tokens_are_refused():
     import jwt
 

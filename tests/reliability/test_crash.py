@@ -22,6 +22,7 @@ import pytest
 from actors.client import ClusterMemory
 from actors.remote import RESTARTING
 from runtime.config import load_config
+from tests.progress import Progress
 
 USERS = 100
 TURNS = 5
@@ -63,13 +64,14 @@ async def test_kill_9_of_every_actor_kind_loses_nothing_and_applies_nothing_twic
     users = [f"crash-user-{u}" for u in range(USERS)]
     results: dict[str, dict[str, Any]] = {}  # request id -> the add's answer
     failures: list[tuple[str, BaseException]] = []
-    done = [0]
+    done = Progress()
     total = USERS * TURNS
     # (progress threshold, actor kind): each shard three times, the embedder and the extractor three times each
     kinds = ["shard-0", "embedder", "shard-1", "extractor"] * 3
     plan = [(0.05 + 0.07 * i, kind) for i, kind in enumerate(kinds)]
     kills: Counter[str] = Counter()
     seen: dict[str, list[int]] = {u: [] for u in users[:SUBSCRIBED]}
+    delivered = {u: Progress() for u in seen}
     retries_before = memory.router.retries
 
     def handle_of(kind: str) -> Any:
@@ -87,12 +89,11 @@ async def test_kill_9_of_every_actor_kind_loses_nothing_and_applies_nothing_twic
                                                        request_id=request_id)
             except Exception as exc:  # noqa: BLE001 - every failure is a finding, asserted below
                 failures.append((request_id, exc))
-            done[0] += 1
+            done.add()
 
     async def killer() -> None:
         for share, kind in plan:
-            while done[0] < share * total:  # noqa: ASYNC110 - a count, not an event, is awaited
-                await anyio.sleep(0.01)
+            await done.reached(share * total)
             os.kill(await pid_of(handle_of(kind)), signal.SIGKILL)
             kills[kind.split("-")[0]] += 1
 
@@ -100,6 +101,7 @@ async def test_kill_9_of_every_actor_kind_loses_nothing_and_applies_nothing_twic
         async with aclosing(memory.subscribe(user_id=user)) as events:
             async for event in events:
                 seen[user].append(event.seq)
+                delivered[user].add()
 
     started = time.perf_counter()
     with anyio.fail_after(240):
@@ -111,8 +113,8 @@ async def test_kill_9_of_every_actor_kind_loses_nothing_and_applies_nothing_twic
                 for u, user in enumerate(users):
                     tg.start_soon(writer, u, user)
             heads = {user: await memory.head(user_id=user) for user in users}
-            while any(len(seen[u]) < heads[u] for u in seen):  # noqa: ASYNC110
-                await anyio.sleep(0.1)
+            for user in seen:  # every subscriber has had as many events as its head
+                await delivered[user].reached(heads[user])
             watchers.cancel_scope.cancel()
     elapsed = time.perf_counter() - started
 

@@ -61,7 +61,7 @@ async def test_vector_store_outage(config: Config, embedder, figures):
                 assert answer["type"] == "error" and answer["code"] == "unavailable", answer
             # the journal still answers: head, history, and the live subscriber got the committed change
             assert (await raw.call({"type": "head", "id": 6, "user_id": "vera"}))["data"] == {"head": 2}
-            assert [(await watcher.until("event", timeout=5))["seq"] for _ in range(2)] == [1, 2]
+            assert [(await watcher.until("event"))["seq"] for _ in range(2)] == [1, 2]
 
             store.down = False
             again = await raw.call({"type": "add", "id": 7, "messages": "I grow chillies", "user_id": "vera",
@@ -150,12 +150,11 @@ async def test_llm_endpoint_outage(config: Config, embedder, figures, unused_tcp
             assert (await raw.call({"type": "add", "id": 1, "messages": "I speak Welsh", "user_id": "lia",
                                     "request_id": "l1"}))["type"] == "result"
             await runner.cleanup()  # the endpoint goes away: connections are refused
-            started = anyio.current_time()
-            refused = await raw.call({"type": "add", "id": 2, "messages": "I speak Gaelic", "user_id": "lia",
-                                      "request_id": "l2"})
+            with anyio.fail_after(60):  # it fails (refused at once, retries bounded by count), not hangs
+                refused = await raw.call({"type": "add", "id": 2, "messages": "I speak Gaelic", "user_id": "lia",
+                                          "request_id": "l2"})
             assert refused["type"] == "error" and refused["code"] == "unavailable", refused
             assert "LLM endpoint" in refused["message"] and "committed_seq" not in refused
-            assert anyio.current_time() - started < 30  # fails in bounded time, not a hang
             refused_calls += 1
             assert await memory.head(user_id="lia") == 1  # nothing committed
             # what needs no LLM keeps working

@@ -33,7 +33,7 @@ async def test_a_lone_item_is_flushed_after_the_wait():
     batcher = MicroBatcher(lambda items: _echo(items), max_batch=64, max_wait_s=0.01)
     async with anyio.create_task_group() as tg:
         tg.start_soon(batcher.run)
-        with anyio.fail_after(2):
+        with anyio.fail_after(30):  # a safety net for a hang; the flush itself is due after 10 ms
             assert await batcher.submit(["x"]) == ["x"]
         tg.cancel_scope.cancel()
     assert batcher.stats.timed_flushes == 1
@@ -113,12 +113,13 @@ async def test_with_no_wait_what_arrives_during_a_call_goes_in_the_next_one():
 
 async def test_max_in_flight_bounds_concurrent_calls():
     live, peak = 0, 0
+    gate = anyio.Event()
 
     async def tracked(items):
         nonlocal live, peak
         live += 1
         peak = max(peak, live)
-        await anyio.sleep(0.01)
+        await gate.wait()  # held until the test has seen how many calls the bound let out
         live -= 1
         return items
 
@@ -128,5 +129,8 @@ async def test_max_in_flight_bounds_concurrent_calls():
         async with anyio.create_task_group() as callers:
             for i in range(12):
                 callers.start_soon(batcher.submit, [i])
+            await anyio.wait_all_tasks_blocked()
+            assert live == 3  # twelve waiting, three out
+            gate.set()
         tg.cancel_scope.cancel()
     assert peak == 3 and batcher.stats.batches == 12

@@ -222,7 +222,7 @@ async def test_subscribe_replays_then_streams_live_in_order(memory: AsyncMemory)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(consume)
-        await anyio.sleep(0.05)
+        await anyio.wait_all_tasks_blocked()  # replayed, and waiting for live events
         for text in ("three", "four", "five"):
             await memory.add(text, infer=False, **ALICE)
     assert seen == [2, 3, 4, 5]
@@ -255,19 +255,24 @@ async def test_full_mailbox_is_overloaded_not_unbounded(config, embedder):
 
     async with AsyncMemory(config, llm=SlowLLM(), embedder=embedder) as memory:
         outcomes: list[object] = []
+        excess = 3
+        refused = anyio.Event()
 
         async def add(i: int) -> None:
             try:
                 outcomes.append(await memory.add(f"turn {i}", **ALICE))
             except Overloaded as exc:
                 outcomes.append(exc)
+                if len(outcomes) == excess:  # only refusals can come back while the LLM is held
+                    refused.set()
 
         async with anyio.create_task_group() as tg:
-            for i in range(config.memory.mailbox_capacity + 3):
+            for i in range(config.memory.mailbox_capacity + excess):
                 tg.start_soon(add, i)
-            await anyio.sleep(0.2)
+            with anyio.fail_after(60):  # a safety net: too few refusals would leave this waiting
+                await refused.wait()
             gate.set()
-        assert sum(isinstance(o, Overloaded) for o in outcomes) == 3
+        assert sum(isinstance(o, Overloaded) for o in outcomes) == excess
 
 
 async def test_a_committed_change_reaches_live_subscribers_while_the_index_is_down(config, embedder, llm):
@@ -277,12 +282,14 @@ async def test_a_committed_change_reaches_live_subscribers_while_the_index_is_do
     store = SwitchableStore(make_edge(config))
     async with AsyncMemory(config, llm=llm, embedder=embedder, vector_store=store) as memory:
         seen: list[int] = []
+        delivered = anyio.Event()
 
         async def consume(task_status=anyio.TASK_STATUS_IGNORED) -> None:
             async with aclosing(memory.subscribe(**ALICE)) as events:
                 task_status.started()
                 async for event in events:
                     seen.append(event.seq)
+                    delivered.set()
                     return
 
         async with anyio.create_task_group() as tg:
@@ -290,9 +297,8 @@ async def test_a_committed_change_reaches_live_subscribers_while_the_index_is_do
             store.down = True
             with pytest.raises(BackendUnavailable, match="committed to the journal"):
                 await memory.add("durable", infer=False, request_id="r1", **ALICE)
-            with anyio.fail_after(5):
-                while not seen:  # noqa: ASYNC110
-                    await anyio.sleep(0.01)
+            with anyio.fail_after(60):  # a safety net for a hang, not a wait
+                await delivered.wait()
         assert seen == [1]
         store.down = False
         await memory.add("durable", infer=False, request_id="r1", **ALICE)  # the retry alone catches up

@@ -149,7 +149,7 @@ async def test_relation_events_stream_in_order_with_memory_events(gm: AsyncMemor
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(consume)
-        await anyio.sleep(0.05)
+        await anyio.wait_all_tasks_blocked()  # subscribed, and waiting for live events
         await say(gm, llm, "I live in Berlin", ["Lives in Berlin"], [("I", "lives_in", "Berlin")], **ALICE)
         await say(gm, llm, "I moved to Rome", [], [("I", "lives_in", "Rome")], **ALICE)
     assert [type(e) for e in seen] == [MemoryAdded, RelationAdded, RelationInvalidated, RelationAdded]

@@ -72,11 +72,16 @@ async def test_a_body_that_is_not_the_api_is_a_typed_error(serve):
 async def test_a_slow_endpoint_times_out_as_unavailable(serve):
     import anyio
 
+    answer = anyio.Event()
+
     async def slow(request: web.Request) -> web.Response:
-        await anyio.sleep(1)
+        await answer.wait()  # answers only after the client has given up, however long that took
         return web.json_response({"seen": 1})
 
     endpoint = OpenAIEndpoint(await serve(slow), what="test endpoint", backend="llm", timeout_s=0.2, retries=0)
-    with pytest.raises(BackendUnavailable, match="test endpoint unavailable .*TimeoutError"):
-        await endpoint.post("thing", {}, Echo)
-    await endpoint.close()
+    try:
+        with pytest.raises(BackendUnavailable, match="test endpoint unavailable .*TimeoutError"):
+            await endpoint.post("thing", {}, Echo)
+    finally:
+        answer.set()
+        await endpoint.close()

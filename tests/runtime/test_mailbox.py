@@ -43,7 +43,7 @@ async def test_a_full_mailbox_refuses_instead_of_growing():
     async with anyio.create_task_group() as tg:
         for _ in range(3):
             tg.start_soon(call)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()  # two held in the lane, the third refused
         assert mailboxes.depth("a") == 2
         gate.set()
     assert sum(isinstance(r, Overloaded) for r in results) == 1
