@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("memstream.gateway")
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 OVERLOADED_RETRY_AFTER_S = 0.5  # the hint sent with an ``overloaded`` answer from the backend (a full mailbox)
 
@@ -73,8 +74,10 @@ class Connection:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
+        auth_deadline = anyio.CancelScope()
         async with anyio.create_task_group() as io:
             io.start_soon(self._write_loop)
+            io.start_soon(self._close_unless_authenticated, auth_deadline)
             await self.send(p.Welcome(protocol=p.PROTOCOL_VERSION, server="memstream", encoding=self.codec.encoding,
                                       max_frame_bytes=self.settings.max_frame_bytes))
             with self._work_scope:
@@ -86,8 +89,19 @@ class Connection:
                         subscription.scope.cancel()
                     # requests in flight finish (adds are never dropped), within the grace period
                     self._work_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
+            auth_deadline.cancel()
             self._out_send.close()  # the writer flushes what is queued, then stops
         await self.ws.close(self.close_code, self.close_reason)
+
+    async def _close_unless_authenticated(self, scope: anyio.CancelScope) -> None:
+        """A connection that never authenticates would hold a slot (and ``max_connections``)
+        for as long as its client likes: it gets ``auth_timeout_s``, then 1008."""
+        with scope:
+            await anyio.sleep(self.settings.auth_timeout_s)
+            if self.grant is None:
+                self.gateway.metrics.rejected.labels("unauthenticated").inc()
+                log.info("auth_timeout", peer=self.peer, seconds=self.settings.auth_timeout_s)
+                self.drain(CLOSE_POLICY_VIOLATION, f"no auth frame within {self.settings.auth_timeout_s:g} s")
 
     def drain(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
         """Stop reading new requests; finish the ones in flight; then close."""

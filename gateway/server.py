@@ -90,7 +90,12 @@ class Gateway:
             while self.connections:
                 self._idle = anyio.Event()
                 await self._idle.wait()
-        server.close(close_connections=True, code=CLOSE_GOING_AWAY, reason="server shutting down")
+        # websockets' Server.close() acts once (it ran above without closing connections), so the
+        # connections still open after the grace period are closed here
+        with anyio.move_on_after(15):
+            async with anyio.create_task_group() as closing:
+                for ws in list(server.connections):
+                    closing.start_soon(ws.close, CLOSE_GOING_AWAY, "server shutting down")
         await server.wait_closed()
         log.info("gateway_stopped")
 

@@ -381,6 +381,18 @@ async def test_allowed_origins_and_connection_limit(config, embedder, llm):
             await second.close()
 
 
+async def test_a_connection_that_never_authenticates_is_closed_with_1008(config, embedder, llm):
+    from runtime.engine import AsyncMemory
+
+    async with AsyncMemory(config, llm=llm, embedder=embedder) as memory:
+        async with running_gateway(config, memory, auth_timeout_s=0.2) as gateway:
+            url = f"ws://127.0.0.1:{gateway.port}/ws"
+            idle, _ = await raw_client(url)
+            with anyio.fail_after(60):  # a safety net: the close is what the test waits for
+                await idle.wait_closed()
+            assert idle.close_code == 1008 and "no auth frame" in idle.close_reason
+
+
 async def test_http_routes_viewer_metrics_health_protocol(live: LiveGateway):
     async with MemoryClient(live.url, token()) as client:
         await client.search("warm up", user_id="zed")
