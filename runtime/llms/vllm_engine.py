@@ -104,6 +104,7 @@ class VLLMEngineLLM:
     async def start(self) -> None:
         if self._engine is not None:
             return
+        from vllm.config import StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
 
         cfg = self.config
@@ -115,6 +116,9 @@ class VLLMEngineLLM:
             model=self.model_path, dtype=cfg.dtype, enforce_eager=cfg.enforce_eager,
             max_model_len=cfg.max_model_len, enable_prefix_caching=cfg.enable_prefix_caching,
             max_num_seqs=cfg.max_num_seqs, seed=0, disable_log_stats=False,
+            # engine-wide: vLLM 0.32 ignores the per-request flag, and a small model pads JSON with
+            # whitespace tokens that cost decode time and change nothing
+            structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
             **engine_placement_args(cfg.tensor_parallel_size, cfg.distributed_executor_backend, cpu,
                                     cfg.gpu_memory_utilization, cfg.kv_cache_mb),
         )
