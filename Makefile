@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/memstream bench-graph
 	$(BIN)/memstream bench
 	$(BIN)/memstream eval-extraction
+	$(BIN)/memstream eval-memory
 
 # Resolve the locks from pyproject.toml and scripts/mem0_requirements.in
 lock:

