@@ -82,7 +82,8 @@ class MemoryCluster:
         config_dict = msgspec.to_builtins(cfg)
         for index, name in enumerate(shard_names(cfg.ray.shards)):
             self.shards[name] = ShardActor.options(
-                name=name, max_concurrency=cfg.ray.shard_max_concurrency, scheduling_strategy="SPREAD", **common,
+                name=name, max_concurrency=cfg.ray.shard_max_concurrency, scheduling_strategy="SPREAD",
+                resources=dict(cfg.ray.shard_resources), **common,
             ).remote(index, config_dict, self.embedders, self.extractors, dims)
         async with anyio.create_task_group() as tg:
             for handle in self.shards.values():

@@ -235,6 +235,9 @@ class RayConfig(_Section):
     address: str | None = None  # None: start a local Ray instance; "auto", "ray://host:10001" to connect
     namespace: str = "memstream"
     shards: int = 2
+    # custom Ray resources every shard actor requires, e.g. {"memstream_shard": 1}: pins the shards
+    # (and the embedded stores they own) to the nodes started with that resource; none: anywhere
+    shard_resources: dict[str, float] = {}
     shard_max_concurrency: int = 256
     # texts per embedder call. On CPU a batch of 16 cost ~5% more per text than 64, and its texts got
     # their vectors 4x sooner: under bursts that latency, not the per-text cost, bounded throughput

@@ -1,10 +1,12 @@
 """Run by test_multinode.py in a process of its own (it needs its own Ray cluster):
-two Ray nodes on this machine running the cluster preset (configs/cluster.yaml) with the journal
+three Ray nodes on this machine running the cluster preset (configs/cluster.yaml) with the journal
 on PostgreSQL; only what cannot run here is overridden (Qdrant server -> Qdrant Edge, Memgraph
 -> off, vLLM on GPUs -> the stand-in LLM server, CUDA embedder -> ONNX on CPU, CPU reservations).
 The head node declares two (fake) GPUs so the resource policy's GPU requests are placed for
-real - the actors are created but never start vLLM. Then: remove the node that hosts a shard and
-check that its owners go on, on the other node, with gapless history."""
+real - the actors are created but never start vLLM. The shards may only run on the two worker
+nodes (``ray.shard_resources``; each worker has room for both), so some worker hosts a shard
+whatever SPREAD decides. Then: remove a worker that hosts a shard and check that its owners go
+on, on the other worker, with gapless history."""
 
 from __future__ import annotations
 
@@ -26,10 +28,11 @@ from actors.resources import ClusterShape, extractor_plan
 from runtime.config import load_config
 from scripts.fake_llm_server import make_app
 
+SHARD_SLOT = "memstream_shard"
+
 
 async def main(data_dir: str, dsn: str) -> dict:
-    # the GPUs are the head's: Ray keeps CPU-only actors off GPU nodes when it can, and the shards
-    # must be free to land on the worker that is removed below
+    # the GPUs are the head's; the shards are the workers' (the head cannot be removed)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 2})
     try:
         return await check(cluster, data_dir, dsn)
@@ -39,7 +42,7 @@ async def main(data_dir: str, dsn: str) -> dict:
 
 
 async def check(cluster: Cluster, data_dir: str, dsn: str) -> dict:
-    worker = cluster.add_node(num_cpus=1)
+    workers = [cluster.add_node(num_cpus=1, resources={SHARD_SLOT: 2}) for _ in range(2)]
     cluster.wait_for_nodes()
     runner = web.AppRunner(make_app(0.0))
     await runner.setup()
@@ -53,6 +56,7 @@ async def check(cluster: Cluster, data_dir: str, dsn: str) -> dict:
         "graph": {"enabled": False}, "graph_store": {"provider": "ladybug"},
         "journal": {"dsn": dsn, "schema": schema},  # provider postgres: the preset's
         "ray": {"address": cluster.address, "shards": 2, "restart_wait_s": 120, "extractor_replicas": 2,
+                "shard_resources": {SHARD_SLOT: 1},
                 "llm_calls": "extractor",
                 "extractor_cpus": 0, "embedder_cpus": 0},
         "log": {"json": False, "level": "warning"},
@@ -61,6 +65,7 @@ async def check(cluster: Cluster, data_dir: str, dsn: str) -> dict:
     placements = await gpu_placements(config)
     memory = await ClusterMemory(config).open()
     nodes = {name: await handle.node.remote() for name, handle in memory.cluster.shards.items()}
+    worker = next(w for w in workers if w.node_id == nodes[min(nodes)])  # hosts a shard, by construction
     moved = [name for name, node in nodes.items() if node == worker.node_id]
     users = [f"mn-{i}" for i in range(8)]
     for round_ in range(3):
