@@ -88,10 +88,10 @@ class IdMap:
     """Shows the LLM small integer ids instead of UUIDs, and maps its answer back."""
 
     def __init__(self, memory_ids: Iterable[str]):
-        self._to_uuid: dict[str, str] = {}
+        self._to_small: dict[str, str] = {}
         for memory_id in memory_ids:
-            if memory_id not in self._to_uuid.values():
-                self._to_uuid[str(len(self._to_uuid))] = memory_id
+            self._to_small.setdefault(memory_id, str(len(self._to_small)))
+        self._to_uuid = {small: memory_id for memory_id, small in self._to_small.items()}
 
     @property
     def small_ids(self) -> list[str]:
@@ -101,7 +101,7 @@ class IdMap:
         return self._to_uuid.get(str(small_id).strip())
 
     def small_id(self, memory_id: str) -> str:
-        return next(small for small, known in self._to_uuid.items() if known == memory_id)
+        return self._to_small[memory_id]
 
     def __len__(self) -> int:
         return len(self._to_uuid)
@@ -133,7 +133,8 @@ def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: 
     shown: dict[str, MemoryRecord] = {}
     for fact, near in zip(facts, neighbours):
         close = [n for n in near if n.score >= threshold]
-        if any(text_hash(n.record.text) == text_hash(fact) for n in close):
+        digest = text_hash(fact)
+        if any(text_hash(n.record.text) == digest for n in close):
             continue
         if not close:
             settled.append(Decision("ADD", fact))
