@@ -1,5 +1,5 @@
 """The mem0ai side of ``memstream bench``: runs INSIDE the benchmark's mem0 virtual environment
-(``.cache/bench/mem0-venv``) as a child process of ``scripts/bench_compare.py``. It imports no
+(``.cache/bench/mem0-venv``) as a child process of ``scripts/compare/mem0.py``. It imports no
 memstream code: the work (texts, users, queries, LOCOMO turns) arrives as one JSON request on
 stdin, the measurements go to the JSON file the request names. Progress bars go to stderr.
 

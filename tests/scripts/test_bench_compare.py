@@ -6,19 +6,12 @@ from __future__ import annotations
 import json
 import math
 
-from scripts.bench_compare import (
-    add_round,
-    ceiling,
-    evidence_ids,
-    ingest_round,
-    locomo_conversations,
-    markdown,
-    ratio,
-    recall_at_k,
-    search_plan,
-    summary_rows,
-    target_lines,
-)
+from scripts.bench_compare import markdown, summary_rows
+from scripts.compare.adds import add_round, ceiling
+from scripts.compare.ingest import ingest_round
+from scripts.compare.locomo import evidence_ids, locomo_conversations, recall_at_k
+from scripts.compare.report import ratio, target_lines
+from scripts.compare.search import search_plan
 from scripts.fake_llm_server import answer, extract_facts, mem0_facts, system_of
 
 LOCOMO_SAMPLE = [{
