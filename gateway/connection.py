@@ -1,12 +1,14 @@
 """One client connection: read frames, admit them, run them, write replies and events.
 
-Tasks per connection: one reader, one writer (the only task that touches the socket's send
-side, fed by a bounded queue), one task per request in flight and one per subscription.
-A subscription reads the engine's event stream at the pace the client reads: the replay from
-the journal simply waits, and live events wait in the engine's bounded per-subscriber queue,
-which never blocks a writer; when it is full the subscription stops with ``resync_required``
-(resume with ``after_seq = from_seq``) — writers and other subscribers never wait for a slow
-reader.
+Tasks per connection: one reader, one writer (for frames that had to wait, fed by a bounded
+queue), one task per request in flight and one per subscription. A frame is written to the socket
+at once when nothing is queued ahead of it and the socket keeps up; otherwise it joins the queue,
+so frames always leave in the order they were sent.
+
+Subscriptions: the replay from the journal is written at the pace the client reads; live events
+are written by the owner's fan-out straight to the socket (``gateway.members``), never waiting:
+when this connection's queue is full the subscription stops with ``resync_required`` (resume with
+``after_seq = from_seq``) — writers and other subscribers never wait for a slow reader.
 
 Stopping (client gone, or server draining): reading stops, subscriptions end, requests in
 flight run to completion within the grace period — an accepted add is never dropped — and
@@ -17,22 +19,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 import structlog
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
 from gateway import protocol as p
 from gateway.auth import Grant, verify_token
 from gateway.dispatch import owner_of
+from gateway.event_frames import frame_head
 from gateway.limits import Admission
+from gateway.members import Member
 from runtime.errors import BackendUnavailable, InvalidRequest, MemstreamError, Overloaded, Unauthenticated
-from runtime.events import ResyncRequired
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -46,12 +47,11 @@ OVERLOADED_RETRY_AFTER_S = 0.5  # the hint sent with an ``overloaded`` answer fr
 
 
 class _Subscription:
-    def __init__(self, frame: p.Subscribe, owner: str | None, capacity: int = 16):
+    def __init__(self, frame: p.Subscribe, owner: str | None, member: Member):
         self.frame = frame
         self.owner = owner
+        self.member = member
         self.scope = anyio.CancelScope()
-        self.buffer_send, self.buffer_receive = anyio.create_memory_object_stream[Any](capacity)
-        self.overflowed = False
 
 
 class Connection:
@@ -65,6 +65,7 @@ class Connection:
                                    max_in_flight=self.settings.max_in_flight)
         self.subscriptions: dict[Any, _Subscription] = {}
         self._out_send, self._out_receive = anyio.create_memory_object_stream[bytes](self.settings.outbound_queue)
+        self._text = not self.codec.binary
         self._reading = anyio.CancelScope()
         self._work_scope = anyio.CancelScope()
         self._work: anyio.abc.TaskGroup | None = None
@@ -109,21 +110,49 @@ class Connection:
         self._reading.cancel()
 
     async def send(self, frame: Any) -> None:
-        """Queue a frame for the writer; waits while the queue is full (bounded)."""
+        await self.send_bytes(self.codec.encode(frame))
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Write an encoded frame; waits while the queue is full (bounded)."""
+        if self._write_now(data):
+            return
         try:
-            await self._out_send.send(self.codec.encode(frame))
+            await self._out_send.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the client is gone; the work itself is done or durable
+
+    def send_now(self, data: bytes) -> bool:
+        """Write or queue an encoded frame without waiting; False when the queue is full."""
+        if self._write_now(data):
+            return True
+        try:
+            self._out_send.send_nowait(data)
+        except anyio.WouldBlock:
+            return False
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the client is gone
+        return True
+
+    def _write_now(self, data: bytes) -> bool:
+        """Writes ``data`` to the socket synchronously when that keeps the order (nothing queued
+        ahead: the writer writes what it dequeues before it next yields) and the socket keeps up
+        (its buffer is under websockets' write limit); saves two task switches per frame."""
+        if self._out_receive.statistics().current_buffer_used or self._out_send._closed:
+            return False
+        transport = self.ws.transport
+        if transport is None or transport.get_write_buffer_size() > self.ws.write_limit_high:
+            return False
+        broadcast((self.ws,), data, text=self._text)
+        return True
 
     def outbound_depth(self) -> int:
         return self._out_receive.statistics().current_buffer_used
 
     async def _write_loop(self) -> None:
-        text = not self.codec.binary
         async with self._out_receive:
             try:
                 async for data in self._out_receive:
-                    await self.ws.send(data, text=text)
+                    await self.ws.send(data, text=self._text)
             except ConnectionClosed:
                 self._reading.cancel()
 
@@ -247,7 +276,10 @@ class Connection:
             self.gateway.metrics.requests.labels("subscribe", exc.code).inc()
             await self.send(p.Error(code=exc.code, message=str(exc), id=frame.id))
             return
-        subscription = _Subscription(frame, owner)
+        member = Member(self, frame_head(frame.id, binary=self.codec.binary), binary=self.codec.binary,
+                        after_seq=frame.after_seq, capacity=self.gateway.fanout.capacity, ordered=owner is not None,
+                        on_write=self.gateway.metrics.events.inc)
+        subscription = _Subscription(frame, owner, member)
         self.subscriptions[frame.id] = subscription
         self.gateway.metrics.requests.labels("subscribe", "ok").inc()
         await self.send(p.Result(id=frame.id, data={"subscription": frame.id, "owner": owner, "head": head,
@@ -262,66 +294,49 @@ class Connection:
         subscription.scope.cancel()
         await self.send(p.Result(id=frame.id, data={"subscription": frame.subscription}))
 
-    def _events(self, subscription: _Subscription) -> AsyncIterator[Any]:
-        assert self.grant is not None
-        fanout, frame = self.gateway.fanout, subscription.frame
-        if frame.tenant_wide:
-            return fanout.subscribe_tenant(self.grant.tenant)
-        assert subscription.owner is not None
-        return fanout.subscribe(self.grant.tenant, subscription.owner, frame.scope_ids(), frame.after_seq)
-
     async def _run_subscription(self, subscription: _Subscription) -> None:
-        metrics = self.gateway.metrics
+        """Joins the owner's fan-out, catches up from the journal, then only wakes when the
+        member is cut off, sees a gap, or has been quiet for a heartbeat."""
+        assert self.grant is not None
+        metrics, frame, member = self.gateway.metrics, subscription.frame, subscription.member
+        tenant, owner = self.grant.tenant, subscription.owner
         metrics.subscriptions.inc()
-        frame = subscription.frame
         failure: MemstreamError | None = None
-        last = frame.after_seq
-
-        async def pump() -> None:
-            nonlocal failure
-            async with subscription.buffer_send:
-                try:
-                    async with aclosing(self._events(subscription)) as events:
-                        async for event in events:
-                            await subscription.buffer_send.send(event)
-                except ResyncRequired:
-                    subscription.overflowed = True
-                except MemstreamError as exc:
-                    failure = exc
-
         try:
             with subscription.scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(pump)
-                    while True:
-                        event = None
-                        with anyio.move_on_after(self.settings.heartbeat_s):
-                            try:
-                                event = await subscription.buffer_receive.receive()
-                            except anyio.EndOfStream:
-                                break
-                        if event is None:
-                            await self._heartbeat(subscription, last)
+                fanout = self.gateway.fanout
+                scope_ids = None if owner is None else frame.scope_ids()
+                async with fanout.membership(tenant, owner, scope_ids, member):
+                    if owner is None:
+                        member.live = True  # a tenant stream is live only: no replay
+                    while not member.cut:
+                        if not member.live:
+                            await member.catch_up(lambda after: fanout.read(tenant, scope_ids, after))
                             continue
-                        await self.send(p.Event(subscription=frame.id, seq=event.seq, owner=event.owner, event=event))
-                        metrics.events.inc()
-                        last = event.seq
-            if subscription.overflowed:
-                metrics.resyncs.inc()
-                log.info("subscriber_resync", peer=self.peer, subscription=frame.id, from_seq=last)
-                await self.send(p.ResyncRequired(subscription=frame.id, from_seq=last, owner=subscription.owner))
-            elif failure is not None:
-                await self.send(p.Error(code=failure.code, message=str(failure), id=frame.id))
+                        seen = member.delivered
+                        with anyio.move_on_after(self.settings.heartbeat_s):
+                            await member.changed.wait()
+                        member.reset_wake()
+                        if member.live and not member.cut and member.delivered == seen:
+                            await self._heartbeat(subscription)
+        except MemstreamError as exc:
+            failure = exc
         finally:
-            subscription.buffer_send.close()
-            subscription.buffer_receive.close()
             metrics.subscriptions.dec()
             self.subscriptions.pop(frame.id, None)
+        if member.cut:
+            metrics.resyncs.inc()
+            log.info("subscriber_resync", peer=self.peer, subscription=frame.id, from_seq=member.last)
+            await self.send(p.ResyncRequired(subscription=frame.id, from_seq=member.last if owner else 0,
+                                             owner=owner))
+        elif failure is not None:
+            await self.send(p.Error(code=failure.code, message=str(failure), id=frame.id))
 
-    async def _heartbeat(self, subscription: _Subscription, last: int) -> None:
+    async def _heartbeat(self, subscription: _Subscription) -> None:
         if subscription.owner is None:
             return
         assert self.grant is not None
+        last = subscription.member.last
         head = self.gateway.fanout.head(self.grant.tenant, subscription.owner)
         head = last if head is None else max(head, last)
         await self.send(p.Heartbeat(subscription=subscription.frame.id, owner=subscription.owner, head=head))

@@ -28,6 +28,13 @@ class GatewayMetrics:
                                 "Frames refused before reaching the engine, by reason", ["reason"], registry=r)
         self.subscriptions = Gauge("memstream_gateway_subscriptions", "Live subscriptions", registry=r)
         self.events = Counter("memstream_gateway_events_total", "Events sent to subscribers", registry=r)
+        fanout_buckets = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+        self.event_arrival = Histogram("memstream_gateway_event_arrival_seconds",
+                                       "From an event's commit (created_at) to its arrival at the gateway",
+                                       registry=r, buckets=fanout_buckets)
+        self.fanout_write = Histogram("memstream_gateway_fanout_seconds",
+                                      "Writing one event to every live subscriber of its owner", registry=r,
+                                      buckets=fanout_buckets)
         self.resyncs = Counter("memstream_gateway_resyncs_total", "Subscriptions cut off for falling behind",
                                registry=r)
         self.outbound_depth = Gauge("memstream_gateway_outbound_queue_frames",
@@ -39,6 +46,11 @@ class GatewayMetrics:
         """Queue depths are read when scraped, not pushed on every frame."""
         self.outbound_depth.set_function(outbound)
         self.subscriber_depth.set_function(subscribers)
+
+    def observe_fanout(self, written: int, arrival_s: float, write_s: float) -> None:
+        self.events.inc(written)
+        self.event_arrival.observe(arrival_s)
+        self.fanout_write.observe(write_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -44,8 +44,8 @@ class Gateway:
         self.settings = config.gateway
         self.secret = secret
         self.dispatcher = Dispatcher(memory)
-        self.fanout = Fanout(memory, config.memory.subscriber_queue)
         self.metrics = GatewayMetrics()
+        self.fanout = Fanout(memory, config.memory.subscriber_queue, on_published=self.metrics.observe_fanout)
         self.connections: set[Connection] = set()
         self.draining = False
         self.port: int | None = None
@@ -53,7 +53,7 @@ class Gateway:
         self._viewer = _viewer_html()
         self._schema = json.dumps(p.protocol_schema(), indent=2)
         self.metrics.track_queues(lambda: sum(c.outbound_depth() for c in self.connections),
-                                  self.fanout.hub.queued)
+                                  self.fanout.pending)
 
     async def serve(self, stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[Gateway] = anyio.TASK_STATUS_IGNORED,
                     ) -> None:

@@ -13,7 +13,6 @@ the benchmark stand-in so that starting it costs nothing. Writes ``bench/results
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import random
 import re
@@ -22,17 +21,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import aclosing
 
 import anyio
 import psutil
-from aiohttp import web
+from aiohttp import ClientSession, web
+from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 from websockets.asyncio.client import connect
 
 from gateway.auth import mint_token
 from gateway.client import MemoryClient
 from scripts.fake_llm_server import make_app
+from scripts.fanout_subscribers import SubscriberFleet
 from scripts.machine import describe, percentile, write_results
 
 SECRET = "benchmark-secret-" + "x" * 32
@@ -147,50 +147,44 @@ async def search_latency(url: str, token: str, clients: int, per_client: int, us
     return {"clients": clients, **_stats(samples), "searches_per_s": round(len(samples) / seconds, 1)}
 
 
-async def subscriber_latency(url: str, token: str, subscribers: int, events: int) -> dict:
+async def subscriber_latency(url: str, token: str, subscribers: int, events: int, processes: int) -> dict:
     """Latency from the commit (the event's ``created_at``, stamped just before the journal
-    append) to its arrival at each subscriber."""
-    owner = f"fanout-{subscribers}"
-    samples: list[float] = []
-    received = {"n": 0}
-    done = anyio.Event()
-    expected = subscribers * events
-    progress = tqdm(total=expected, desc=f"events to {subscribers} subscribers", unit="ev")
+    append) to its arrival at each subscriber (``scripts.fanout_subscribers``: lean subscribers
+    in their own processes, so that the figure is the gateway's, not a client library's)."""
+    owner = f"user:fanout-{subscribers}"
+    before = await _fanout_hops(url)
+    fleet = SubscriberFleet(url, token, owner, subscribers, events, processes=min(processes, subscribers))
+    await anyio.to_thread.run_sync(fleet.start)
+    async with MemoryClient(url, token) as writer:
+        for i in tqdm(range(events), desc=f"events to {subscribers} subscribers", unit="ev"):
+            await writer.add(f"fan-out event {i}", user_id=owner.removeprefix("user:"), infer=False)
+            await anyio.sleep(0.05)  # paced: each event's fan-out is measured on its own
+    samples = await anyio.to_thread.run_sync(fleet.latencies)
+    after = await _fanout_hops(url)
+    hops = {name: round((after[name][0] - before[name][0]) * 1000 / max(1, after[name][1] - before[name][1]), 2)
+            for name in after}
+    return {"subscribers": subscribers, "events": events, "delivered": len(samples), **_stats(samples),
+            "hops_mean_ms": hops}
 
-    finished = anyio.Event()
 
-    async def subscriber(ready: anyio.Event) -> None:
-        async with MemoryClient(url, token, request_timeout_s=120) as client:
-            async with aclosing(client.subscribe(user_id=owner)) as stream:
-                ready.set()
-                async for event in stream:
-                    arrived = time.time()
-                    committed = dt.datetime.fromisoformat(event.created_at).timestamp()
-                    samples.append((arrived - committed) * 1000)
-                    received["n"] += 1
-                    progress.update(1)
-                    if received["n"] >= expected:
-                        done.set()
-                    if event.seq >= events:
-                        break
-            await finished.wait()  # keep the connection until every subscriber is done
+_HOPS = {"memstream_gateway_event_arrival_seconds": "commit_to_gateway",
+         "memstream_gateway_fanout_seconds": "gateway_writes_to_all"}
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(subscribers):
-            ready = anyio.Event()
-            tg.start_soon(subscriber, ready)
-            await ready.wait()
-        await anyio.sleep(1.0)  # let every subscription be registered on the server
-        async with MemoryClient(url, token) as writer:
-            for i in range(events):
-                await writer.add(f"fan-out event {i}", user_id=owner, infer=False)
-                await anyio.sleep(0.05)
-        with anyio.move_on_after(120):
-            await done.wait()
-        finished.set()
-        tg.cancel_scope.cancel()
-    progress.close()
-    return {"subscribers": subscribers, "events": events, "delivered": received["n"], **_stats(samples)}
+
+async def _fanout_hops(url: str) -> dict[str, tuple[float, float]]:
+    """(sum s, count) of the gateway's per-hop histograms, read from its ``/metrics``."""
+    http = url.replace("ws://", "http://", 1).split("/ws")[0].rstrip("/") + "/metrics"
+    async with ClientSession() as session, session.get(http) as response:
+        text = await response.text()
+    sums: dict[str, list[float]] = {label: [0.0, 0.0] for label in _HOPS.values()}
+    for family in text_string_to_metric_families(text):
+        label = _HOPS.get(family.name)
+        for sample in family.samples if label else ():
+            if sample.name.endswith("_sum"):
+                sums[label][0] = sample.value
+            elif sample.name.endswith("_count"):
+                sums[label][1] = sample.value
+    return {label: (total, count) for label, (total, count) in sums.items()}
 
 
 async def idle_connections(server: Server, url: str, token: str, count: int) -> dict:
@@ -239,7 +233,8 @@ async def run(args: argparse.Namespace) -> dict:
         results["seed"] = await seed(url, token, args.memories, args.users)
         results["search"] = [await search_latency(url, token, c, max(20, args.searches // c), args.users)
                              for c in args.clients]
-        results["subscribers"] = [await subscriber_latency(url, token, s, args.events) for s in args.subscribers]
+        results["subscribers"] = [await subscriber_latency(url, token, s, args.events, args.subscriber_processes)
+                                  for s in args.subscribers]
         results["idle"] = await idle_connections(server, url, token, args.idle)
     finally:
         server.stop()
@@ -255,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--searches", type=int, default=640, help="searches per concurrency level")
-    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100, 1000])
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100, 1000, 10000])
+    parser.add_argument("--subscriber-processes", type=int, default=2)
     parser.add_argument("--events", type=int, default=20, help="events per subscriber level")
     parser.add_argument("--idle", type=int, default=10000)
     parser.add_argument("--out", default="bench/results/gateway.json")
