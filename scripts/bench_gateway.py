@@ -147,7 +147,7 @@ async def search_latency(url: str, token: str, clients: int, per_client: int, us
     return {"clients": clients, **_stats(samples), "searches_per_s": round(len(samples) / seconds, 1)}
 
 
-async def subscriber_latency(url: str, token: str, subscribers: int, events: int, processes: int) -> dict:
+async def subscriber_latency(url: str, token: str, subscribers: int, events: int, processes: int = 2) -> dict:
     """Latency from the commit (the event's ``created_at``, stamped just before the journal
     append) to its arrival at each subscriber (``scripts.fanout_subscribers``: lean subscribers
     in their own processes, so that the figure is the gateway's, not a client library's)."""
