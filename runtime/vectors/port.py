@@ -2,6 +2,9 @@
 
 Every read takes the tenant and a scope, and adapters AND them outside the caller's
 metadata filter: a filter can narrow a read, never widen it past its tenant and scope.
+A point carries the memory's dense embedding and, where the store has them, its BM25 sparse
+vector, computed by the store from the memory's text in the same upsert (so recovery, which
+re-applies journal entries through ``upsert``, restores both).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import msgspec
 
 from runtime.filters import Expr
 from runtime.model import MemoryRecord, Scope
+from runtime.vectors.hybrid import SearchMode
 
 
 class Hit(msgspec.Struct, frozen=True):
@@ -21,6 +25,8 @@ class Hit(msgspec.Struct, frozen=True):
 
 
 class VectorStore(Protocol):
+    has_sparse: bool  # the points carry sparse vectors: sparse and hybrid searches need them
+
     async def open(self, dims: int) -> None: ...
 
     async def close(self) -> None: ...
@@ -32,16 +38,27 @@ class VectorStore(Protocol):
     async def delete(self, memory_ids: list[str]) -> None: ...
 
     async def search(
-        self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None, limit: int,
-        threshold: float | None = None,
+        self, vector: list[float] | None, *, tenant: str, scope: Scope | None, filters: Expr | None, limit: int,
+        threshold: float | None = None, text: str | None = None, mode: SearchMode = "dense",
     ) -> list[Hit]: ...
 
     async def search_batch(
-        self, vectors: list[list[float]], *, tenant: str, scope: Scope | None, filters: Expr | None, limit: int,
-        threshold: float | None = None,
+        self, vectors: list[list[float]] | None, *, tenant: str, scope: Scope | None, filters: Expr | None,
+        limit: int, threshold: float | None = None, texts: list[str] | None = None, mode: SearchMode = "dense",
     ) -> list[list[Hit]]:
-        """One hit list per vector, in order: the similar memories of every fact of a turn in one
-        engine call (Qdrant plans the batch as a whole)."""
+        """One hit list per query, in order: the similar memories of every fact of a turn in one
+        engine call (Qdrant plans the batch as a whole). ``mode`` picks the ranking (see
+        ``runtime.vectors.hybrid``): dense needs ``vectors``, sparse ``texts``, hybrid both."""
+        ...
+
+    async def add_sparse_slot(self) -> bool:
+        """Give a store created before sparse vectors existed a place for them (True when one was
+        added). Its points get their sparse vectors from ``write_sparse``."""
+        ...
+
+    async def write_sparse(self, records: list[MemoryRecord]) -> int:
+        """Set the sparse vectors of stored memories from their text, leaving dense vectors and
+        payloads as they are; memories not in the store are skipped. Returns how many were written."""
         ...
 
     async def get(self, tenant: str, memory_ids: list[str]) -> list[MemoryRecord]: ...
@@ -54,12 +71,14 @@ class VectorStore(Protocol):
 
 
 class SearchOne:
-    """``search`` for one vector, as a batch of one: adapters implement ``search_batch`` only."""
+    """``search`` for one query, as a batch of one: adapters implement ``search_batch`` only."""
 
-    async def search(self, vector: list[float], *, tenant: str, scope: Scope | None, filters: Expr | None,
-                     limit: int, threshold: float | None = None) -> list[Hit]:
+    async def search(self, vector: list[float] | None, *, tenant: str, scope: Scope | None, filters: Expr | None,
+                     limit: int, threshold: float | None = None, text: str | None = None,
+                     mode: SearchMode = "dense") -> list[Hit]:
         batch = self.search_batch  # type: ignore[attr-defined]
-        [hits] = await batch([vector], tenant=tenant, scope=scope, filters=filters, limit=limit, threshold=threshold)
+        [hits] = await batch(None if vector is None else [vector], tenant=tenant, scope=scope, filters=filters,
+                             limit=limit, threshold=threshold, texts=None if text is None else [text], mode=mode)
         return hits
 
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from runtime.errors import BackendUnavailable
+from runtime.errors import BackendUnavailable, InvalidRequest
 from runtime.filters import matches, parse_filters
 from runtime.model import MemoryRecord, Scope
 from runtime.vectors.edge import EdgeVectorStore
@@ -159,3 +159,151 @@ def test_dedicated_tenants_get_their_own_shard_key():
     assert shard_key_for("t1", frozenset()) is None  # not custom-sharded
     assert shard_key_for("big", frozenset({"big"})) == "tenant:big"
     assert shard_key_for("small", frozenset({"big"})) == SHARED_SHARD_KEY
+
+
+# ---- sparse (BM25) and hybrid search ---------------------------------------------------------
+async def test_sparse_search_ranks_by_keywords_within_scope(store):
+    assert store.has_sparse  # a store created now has sparse vectors beside the dense ones
+    sailing, chess = rec("Alice went sailing on the lake"), rec("Alice plays chess on Sundays")
+    bobs = rec("Bob went sailing too", user="bob")
+    await store.upsert([sailing, chess, bobs], [vec(1), vec(2), vec(3)])
+    hits = await store.search(None, text="when did she go sailing?", tenant="t1", scope=Scope(user_id="alice"),
+                              filters=None, limit=10, mode="sparse")
+    assert [h.record.text for h in hits] == [sailing.text]  # stemmed: "sailing" matches, stopwords do not
+    assert hits[0].score > 0
+
+
+async def test_hybrid_fuses_the_dense_and_the_sparse_ranking(store):
+    by_meaning = rec("a memory whose embedding is the query's")
+    by_keyword = rec("the tennis racket is in the garage")
+    unrelated = rec("nothing in common")
+    await store.upsert([by_meaning, by_keyword, unrelated], [vec(1), vec(2), vec(3)])
+    common = dict(tenant="t1", scope=Scope(user_id="alice"), filters=None, limit=3)
+    dense = await store.search(vec(1), text="tennis racket", mode="dense", **common)
+    sparse = await store.search(vec(1), text="tennis racket", mode="sparse", **common)
+    hybrid = await store.search(vec(1), text="tennis racket", mode="hybrid", **common)
+    assert dense[0].record.id == by_meaning.id
+    assert [h.record.id for h in sparse] == [by_keyword.id]
+    assert {h.record.id for h in hybrid[:2]} == {by_meaning.id, by_keyword.id}
+    assert hybrid[2].record.id == unrelated.id  # the dense leg still brings the rest, ranked below
+
+
+async def test_hybrid_threshold_gates_the_dense_leg_only(store):
+    exact, keyword, far = rec("an exact match"), rec("the violin lesson"), rec("far away")
+    await store.upsert([exact, keyword, far], [vec(1), vec(2), vec(3)])
+    hits = await store.search(vec(1), text="violin", tenant="t1", scope=Scope(user_id="alice"), filters=None,
+                              limit=10, threshold=0.99, mode="hybrid")
+    assert {h.record.id for h in hits} == {exact.id, keyword.id}
+
+
+async def test_hybrid_batch_answers_each_query_in_order(store):
+    one, two = rec("apples from the market"), rec("a trip to Lisbon")
+    await store.upsert([one, two], [vec(1), vec(2)])
+    batches = await store.search_batch([vec(2), vec(1)], texts=["Lisbon", "apples"], tenant="t1",
+                                       scope=Scope(user_id="alice"), filters=None, limit=1, mode="hybrid")
+    assert [[h.record.id for h in hits] for hits in batches] == [[two.id], [one.id]]
+
+
+async def test_reapplying_and_updating_keeps_the_sparse_vector_in_step(store):
+    memory = rec("likes green tea")
+    await store.upsert([memory], [vec(1)])
+    await store.upsert([memory], [vec(1)])  # recovery re-applies the same entry
+    changed = MemoryRecord(id=memory.id, text="likes black coffee", scope=memory.scope, tenant="t1", metadata={},
+                           created_at="c", version=2)
+    await store.upsert([changed], [vec(1)])
+    common = dict(tenant="t1", scope=Scope(user_id="alice"), filters=None, limit=5, mode="sparse")
+    assert await store.search(None, text="tea", **common) == []
+    assert [h.record.text for h in await store.search(None, text="coffee", **common)] == ["likes black coffee"]
+    await store.delete([memory.id])
+    assert await store.search(None, text="coffee", **common) == []
+
+
+@pytest.mark.parametrize("filters", FILTERS[:6] + FILTERS[8:11], ids=[str(f) for f in FILTERS[:6] + FILTERS[8:11]])
+@pytest.mark.parametrize("mode", ["sparse", "hybrid"])
+async def test_sparse_and_hybrid_searches_apply_the_filters(store, filters, mode):
+    records = [
+        rec("note r1", color="red", n=1, score=0.25, flag=True), rec("note r2", color="green", n=2, score=0.5),
+        rec("note r3", color="red", n=3, score=0.75), rec("note r4", n=4, score=1.0), rec("note r5", color="steel", n=5),
+    ]
+    await store.upsert(records, [vec(i) for i in range(len(records))])
+    expr = parse_filters(filters)
+    hits = await store.search(vec(0), text="note", tenant="t1", scope=Scope(user_id="alice"), filters=expr,
+                              limit=100, mode=mode)
+    assert {h.record.text for h in hits} == {r.text for r in records if matches(expr, r.metadata)}
+
+
+async def test_a_search_mode_needs_its_inputs(store):
+    common = dict(tenant="t1", scope=Scope(user_id="alice"), filters=None, limit=5)
+    with pytest.raises(InvalidRequest, match="mode must be one of"):
+        await store.search(vec(1), text="x", mode="keyword", **common)
+    with pytest.raises(InvalidRequest, match="query text"):
+        await store.search(vec(1), mode="hybrid", **common)
+    with pytest.raises(InvalidRequest, match="query embedding"):
+        await store.search(None, text="x", mode="dense", **common)
+    with pytest.raises(InvalidRequest, match="one query text per query embedding"):
+        await store.search_batch([vec(1), vec(2)], texts=["x"], mode="hybrid", **common)
+
+
+@pytest.fixture(params=["edge", "qdrant-local", "qdrant-server"])
+async def dense_only_store(request, tmp_path):
+    """A store as created before sparse vectors existed: the dense vector alone."""
+    if request.param == "edge":
+        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams
+
+        path = tmp_path / "edge"
+        path.mkdir()
+        EdgeShard.create(str(path), EdgeConfig(vectors=EdgeVectorParams(size=DIMS, distance=Distance.Cosine))).close()
+        s = EdgeVectorStore(path)
+    else:
+        if request.param == "qdrant-server" and not QDRANT_URL:
+            pytest.skip("set MEMSTREAM_QDRANT_URL to run the contract against a Qdrant server")
+        s = QdrantVectorStore(url=QDRANT_URL if request.param == "qdrant-server" else None,
+                              location=None if request.param == "qdrant-server" else ":memory:",
+                              collection=f"test_{uuid.uuid4().hex[:10]}")
+        from qdrant_client import models
+
+        await s._client.create_collection(s.collection, vectors_config=models.VectorParams(
+            size=DIMS, distance=models.Distance.COSINE))
+    await s.open(DIMS)
+    yield s
+    await s.close()
+
+
+async def test_a_store_from_before_sparse_vectors_gets_them_added(dense_only_store):
+    store = dense_only_store
+    old, later = rec("sourdough bread recipe"), rec("sourdough starter feeding")
+    await store.upsert([old], [vec(1)])
+    assert not store.has_sparse
+    common = dict(tenant="t1", scope=Scope(user_id="alice"), filters=None, limit=5)
+    with pytest.raises(InvalidRequest, match="backfill-sparse"):
+        await store.search(vec(1), text="sourdough", mode="hybrid", **common)
+    assert [h.record.id for h in await store.search(vec(1), **common)] == [old.id]  # dense still answers
+
+    assert await store.add_sparse_slot() is True
+    assert await store.add_sparse_slot() is False  # once
+    assert store.has_sparse and await store.get("t1", [old.id]) == [old]  # the points survived the change
+    await store.upsert([later], [vec(2)])  # new writes carry sparse vectors at once
+    hits = await store.search(None, text="sourdough", mode="sparse", **common)
+    assert [h.record.id for h in hits] == [later.id]
+    assert await store.write_sparse([old, rec("never stored")]) == 1  # the backfill fills in the old ones
+    hits = await store.search(None, text="sourdough", mode="sparse", **common)
+    assert {h.record.id for h in hits} == {old.id, later.id}
+    hits = await store.search(vec(1), **common)
+    assert hits[0].record.id == old.id and hits[0].score == pytest.approx(1.0, abs=1e-4)  # dense untouched
+
+
+async def test_an_interrupted_edge_upgrade_is_finished_on_open(tmp_path):
+    from runtime.vectors.edge import BEFORE_SPARSE, WITH_SPARSE
+
+    store = EdgeVectorStore(tmp_path / "shard")
+    await store.open(DIMS)
+    memory = rec("kept across the swap")
+    await store.upsert([memory], [vec(1)])
+    await store.close()
+    (tmp_path / "shard").rename(tmp_path / f"shard{WITH_SPARSE}")  # built, then stopped mid-swap
+    (tmp_path / f"shard{BEFORE_SPARSE}").mkdir()
+    reopened = EdgeVectorStore(tmp_path / "shard")
+    await reopened.open(DIMS)
+    assert reopened.has_sparse and await reopened.get("t1", [memory.id]) == [memory]
+    assert not (tmp_path / f"shard{BEFORE_SPARSE}").exists()
+    await reopened.close()
