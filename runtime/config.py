@@ -229,6 +229,25 @@ class MemoryPolicy(_Section):
     max_page_size: int = 1000
 
 
+class RetrievalConfig(_Section):
+    """How ``search`` ranks memories (``runtime/vectors/hybrid.py``): ``dense`` by the embedding's
+    cosine similarity, ``sparse`` by BM25 over the text (Qdrant's tokenizer and stemmer, IDF kept by
+    the store), ``hybrid`` by both, fused in the vector store. Hybrid is the default: on LOCOMO (all
+    10 conversations) it found more evidence turns than dense alone and than mem0ai (README
+    "Retrieval"). A search may name its own ``mode``."""
+
+    mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    fusion: Literal["rrf", "dbsf"] = "rrf"  # Reciprocal Rank Fusion, or Distribution-Based Score Fusion
+    rrf_k: Annotated[int, msgspec.Meta(ge=1)] = 2  # Qdrant's default; k 60 lost 9 points of recall@10 on LOCOMO
+    # each leg of a hybrid search prefetches max(limit x prefetch_factor, min_prefetch) candidates
+    prefetch_factor: Annotated[int, msgspec.Meta(ge=1)] = 2
+    min_prefetch: Annotated[int, msgspec.Meta(ge=1)] = 20
+    bm25_k: Annotated[float, msgspec.Meta(ge=0)] = 1.2  # term-frequency saturation
+    bm25_b: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.75  # length normalisation
+    bm25_avg_len: Annotated[float, msgspec.Meta(gt=0)] = 256.0  # tokens; fixed, so no corpus state is kept
+    language: str = "english"  # stopwords and Snowball stemmer
+
+
 class RayConfig(_Section):
     """The actor runtime: where Ray is, how many shard actors, how model work is batched."""
 
@@ -303,6 +322,7 @@ class Config(_Section):
     vector_store: VectorStoreConfig = msgspec.field(default_factory=QdrantEdgeConfig)
     journal: JournalConfig = msgspec.field(default_factory=SQLiteJournalConfig)
     memory: MemoryPolicy = msgspec.field(default_factory=MemoryPolicy)
+    retrieval: RetrievalConfig = msgspec.field(default_factory=RetrievalConfig)
     graph: GraphPolicy = msgspec.field(default_factory=GraphPolicy)
     graph_store: GraphStoreConfig = msgspec.field(default_factory=LadybugConfig)
     ray: RayConfig = msgspec.field(default_factory=RayConfig)
