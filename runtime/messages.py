@@ -1,7 +1,9 @@
-"""Turning what callers pass to ``add`` into a list of chat messages, or a clear error."""
+"""Checking what callers pass to ``add`` and ``update``: the messages, turned into a list of chat
+messages, and the metadata; anything else is a clear error."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from runtime.errors import InvalidRequest
@@ -10,6 +12,8 @@ from runtime.model import Message
 ROLES = {"system", "user", "assistant", "tool"}
 MAX_MESSAGE_CHARS = 32_000
 MAX_MESSAGES = 200
+MAX_METADATA_BYTES = 16_384
+MAX_METADATA_DEPTH = 32
 
 
 def normalize_messages(messages: Any) -> list[Message]:
@@ -46,3 +50,30 @@ def normalize_messages(messages: Any) -> list[Message]:
 def transcript(messages: list[Message]) -> str:
     """The conversation as the extraction prompt shows it (system messages are instructions, not facts)."""
     return "\n".join(f"{m.role}: {m.content.strip()}" for m in messages if m.role != "system" and m.content.strip())
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidRequest("metadata must be an object with string keys")
+    if _depth(metadata) > MAX_METADATA_DEPTH:  # stores refuse to read back what nests deeper (serde's limit)
+        raise InvalidRequest(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+    try:
+        size = len(json.dumps(metadata))
+    except (TypeError, ValueError):
+        raise InvalidRequest("metadata must be JSON-serializable") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")
+    return metadata
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest (iterative: the input may be hostile)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest

@@ -18,7 +18,7 @@ import msgspec
 
 from runtime.errors import LLMOutputError
 from runtime.graphs.port import EntityHit, EntityNode, RelationEdge
-from runtime.model import EntryDraft, RelationFact, Scope
+from runtime.model import EntryDraft, JournalEntry, RelationFact, Scope
 from runtime.reconcile import _load, is_grounded
 
 # how the user names themself in the first person: all of it maps to the owner's entity
@@ -224,3 +224,13 @@ def change_dict(draft: EntryDraft) -> dict[str, Any]:
     assert draft.relation is not None
     event = {"ADD": "ADD", "UPDATE": "INVALIDATE"}.get(draft.event, "DELETE")
     return {**relation_dict(draft.memory_id, draft.relation), "event": event}
+
+
+def edge_of(entry: JournalEntry) -> RelationEdge:
+    """A relation's journal entry as the graph store holds it (its state after that entry)."""
+    fact = entry.relation
+    assert fact is not None
+    return RelationEdge(id=entry.memory_id, tenant=entry.tenant, scope=entry.scope, source_id=fact.source_id,
+                        source=fact.source, relationship=fact.relationship, destination_id=fact.destination_id,
+                        destination=fact.destination, valid_at=fact.valid_at, invalid_at=fact.invalid_at,
+                        created_at=entry.created_at, updated_at=entry.updated_at, version=entry.version)

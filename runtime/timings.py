@@ -3,6 +3,7 @@ an operator looks at first when turns get slow, and what the runtime benchmark r
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any
 
@@ -33,3 +34,13 @@ class StageTimes:
             out[stage] = {"count": n, "mean": round(sum(ordered) / n, 2), "p50": round(ordered[n // 2], 2),
                           "p99": round(ordered[min(n - 1, (n * 99) // 100)], 2), "max": round(ordered[-1], 2)}
         return out
+
+
+class Stopwatch:
+    """The stages of one add, in milliseconds: a stage timed twice (embedding) adds up."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    def lap(self, name: str, started: float) -> None:
+        self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - started) * 1000
