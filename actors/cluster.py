@@ -18,6 +18,7 @@ import structlog
 
 from actors.models import EmbedderActor, ExtractorActor
 from actors.placement import remove_placement_groups, start_replicas
+from actors.ray_node import WORKER_ENV, start_ray
 from actors.resources import ActorPlan, ClusterShape, plan_model_actors
 from actors.router import Router
 from actors.routing import shard_names
@@ -26,24 +27,7 @@ from runtime.config import Config
 
 log = structlog.get_logger("memstream.cluster")
 
-WORKER_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    # one thread per worker unless an actor asks for more: on 2 busy cores torch's default pool
-    # made a MiniLM embedding 10-25x slower than a single thread
-    "OMP_NUM_THREADS": "1",
-    "RAY_DEDUP_LOGS": "1",
-}
-
-
-def start_ray(config: Config) -> None:
-    if ray.is_initialized():
-        return
-    # "local" forces a new instance: with no address Ray joins whatever cluster it last noted on
-    # this machine (/tmp/ray/ray_current_cluster), even a dead one
-    address = config.ray.address or os.environ.get("RAY_ADDRESS") or "local"
-    ray.init(address=address, namespace=config.ray.namespace, include_dashboard=config.ray.include_dashboard,
-             runtime_env={"env_vars": WORKER_ENV}, log_to_driver=True, logging_level="WARNING")
+__all__ = ["WORKER_ENV", "MemoryCluster", "merge_stats", "start_ray"]  # the bootstrap's public names
 
 
 class MemoryCluster:

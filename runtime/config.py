@@ -284,7 +284,17 @@ class RayConfig(_Section):
     restart_wait_s: float = 60.0
     event_batch: int = 256
     event_backpressure: int = 32
-    include_dashboard: bool = False
+    # The local Ray instance memstream starts (no ``address``): Ray's processes and work that one
+    # machine does not need are off; joining a cluster, its own ``ray start`` flags decide instead
+    # (configs/DEPLOYMENT.md). README "Ray's processes" has what each costs.
+    include_dashboard: bool = False  # Ray's web dashboard (off, its head process is stopped too)
+    log_monitor: bool = False  # forward the actors' log lines to this process (else: Ray's session log folder)
+    autoscaler: bool = False  # Ray's autoscaler monitor: nothing to add nodes to on one machine
+    prestart_workers: bool = False  # one idle worker process per CPU at start, for tasks memstream never sends
+    idle_workers: Annotated[int, msgspec.Meta(ge=-1)] | None = 0  # idle workers kept; -1: one per CPU (Ray's)
+    metrics: bool = False  # Ray's own metrics (each process reports to its metrics agent every 10 s)
+    task_events: bool = False  # Ray's per-call task events (state API, timeline): work on every actor call
+    object_store_mb: Annotated[int, msgspec.Meta(ge=75)] | None = None  # None: Ray's default (30% of RAM)
 
 
 class GatewayConfig(_Section):

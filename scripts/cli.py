@@ -15,6 +15,7 @@
     memstream bench-engine       engine search/add latency benchmark (JSON out)
     memstream bench-runtime      actor-runtime add throughput and ingestion benchmark (JSON out)
     memstream bench-gateway      gateway search latency, event fan-out, idle connections (JSON out)
+    memstream bench-memory       memory of `memstream serve` by process (PSS) after seeding (JSON out)
     memstream bench-graph        graph memory: add overhead per turn, relation search at 10k entities (JSON out)
     memstream gpu-check          on a GPU machine: the gpu-marked tests and a throughput benchmark (JSON out)
 """
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("bench-gateway", help="gateway latency / fan-out / idle-connection benchmark (JSON out)",
                    add_help=False)
     sub.add_parser("bench-graph", help="graph memory benchmark (JSON out)", add_help=False)
+    sub.add_parser("bench-memory", help="memory of `memstream serve` by process (JSON out)", add_help=False)
     sub.add_parser("gpu-check", help="GPU tests and throughput benchmark (JSON out)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     config_name = args.config or os.environ.get("MEMSTREAM_CONFIG") or "local"
@@ -270,6 +272,10 @@ def main(argv: list[str] | None = None) -> None:
             from scripts.bench_graph import main as graph_main
 
             graph_main(rest)
+        elif args.command == "bench-memory":
+            from scripts.bench_memory import main as memory_main
+
+            memory_main(rest)
         elif args.command == "gpu-check":
             from scripts.gpu_check import main as gpu_check_main
 
