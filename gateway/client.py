@@ -345,10 +345,12 @@ class MemoryClient:
 
     async def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                      run_id: str | None = None, filters: dict[str, Any] | None = None, limit: int | None = None,
-                     threshold: float | None = None, fallback: bool = False) -> dict[str, Any]:
+                     threshold: float | None = None, fallback: bool = False,
+                     mode: str | None = None) -> dict[str, Any]:
+        """``mode``: ``dense``, ``sparse`` or ``hybrid``; the server's configured one when omitted."""
         return await self._call(p.Search(id=self._id(), query=query, user_id=user_id, agent_id=agent_id,
                                          run_id=run_id, filters=filters, limit=limit, threshold=threshold,
-                                         fallback=fallback))
+                                         fallback=fallback, mode=mode))
 
     async def get(self, memory_id: str) -> dict[str, Any]:
         return await self._call(p.Get(id=self._id(), memory_id=memory_id))

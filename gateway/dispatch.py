@@ -58,7 +58,8 @@ class Dispatcher:
             case p.Search():
                 grant.require("read", owner_of(frame))
                 return await m.search(frame.query, **frame.scope_ids(), filters=frame.filters, limit=frame.limit,
-                                      threshold=frame.threshold, fallback=frame.fallback, tenant=tenant)
+                                      threshold=frame.threshold, fallback=frame.fallback, mode=frame.mode,
+                                      tenant=tenant)
             case p.GetAll():
                 grant.require("read", owner_of(frame))
                 return await m.get_all(**frame.scope_ids(), filters=frame.filters, limit=frame.limit,

@@ -10,7 +10,7 @@ MessagePack in binary frames (and may send either).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -71,6 +71,7 @@ class Search(_Scoped, tag="search", kw_only=True):
     limit: Annotated[int, Meta(ge=1, le=1000)] | None = None
     threshold: float | None = None
     fallback: bool = False
+    mode: Literal["dense", "sparse", "hybrid"] | None = None  # the server's retrieval.mode when absent
 
 
 class Get(_Request, tag="get", kw_only=True):

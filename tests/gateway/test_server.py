@@ -96,6 +96,21 @@ async def test_every_memory_operation_through_the_client(live: LiveGateway, llm)
         assert (await admin.reset())["deleted"] == 1
         assert (await admin.get_all(user_id="alice"))["results"] == []
 
+async def test_search_modes_over_the_wire(live: LiveGateway):
+    async with MemoryClient(live.url, token(["user:cy"])) as client:
+        await client.add([{"role": "user", "content": t} for t in ("Cy repairs vintage radios", "Cy likes jazz")],
+                         user_id="cy", infer=False)
+        for mode in ("dense", "sparse", "hybrid", None):
+            found = await client.search("who repairs radios?", user_id="cy", limit=1, mode=mode)
+            assert [r["memory"] for r in found["results"]] == ["Cy repairs vintage radios"], mode
+        sparse = await client.search("radios", user_id="cy", mode="sparse")
+        assert [r["memory"] for r in sparse["results"]] == ["Cy repairs vintage radios"]  # no shared word, no hit
+    ws, raw = await raw_client(live.url, auth=token(["user:cy"]))
+    async with ws:
+        answer = await raw.call({"type": "search", "id": 1, "query": "q", "user_id": "cy", "mode": "keyword"})
+        assert answer["type"] == "error" and answer["code"] == "invalid_frame"
+
+
 async def test_msgpack_subprotocol(live: LiveGateway):
     async with MemoryClient(live.url, token(["user:bob"]), binary=True) as client:
         await client.add("Bob plays the cello", user_id="bob", infer=False)
