@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import msgspec
@@ -31,12 +31,10 @@ from gateway import protocol as p
 from gateway.auth import Grant, verify_token
 from gateway.dispatch import owner_of
 from gateway.event_frames import frame_head
+from gateway.host import Host
 from gateway.limits import Admission
 from gateway.members import Member
 from runtime.errors import BackendUnavailable, InvalidRequest, MemstreamError, Overloaded, Unauthenticated
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
 log = structlog.get_logger("memstream.gateway")
 
@@ -55,7 +53,7 @@ class _Subscription:
 
 
 class Connection:
-    def __init__(self, ws: ServerConnection, gateway: Gateway):
+    def __init__(self, ws: ServerConnection, gateway: Host):
         self.ws = ws
         self.gateway = gateway
         self.settings = gateway.config.gateway

@@ -1,7 +1,7 @@
 """Live event fan-out: committed changes → subscribers' bounded queues.
 
-The engine publishes its journal entries here; the gateway reuses the same hub to share one
-upstream subscription per owner among all its local subscribers.
+The engine publishes its journal entries here as each commit lands; ``subscribe`` reads them
+back (replay from the journal first, then live from here, without a gap or a repeat at the seam).
 
 Publishing never waits: a subscriber whose queue is full is cut off and told where to
 resume (``ResyncRequired``), so one slow reader cannot slow writers or other readers.

@@ -37,7 +37,7 @@ from runtime.config import load_config
 from scripts.machine import describe, percentile, write_results
 
 TOPICS = ["sailing", "chess", "opera", "baking", "tennis", "poetry", "cycling", "pottery", "jazz", "hiking"]
-TARGET_USERS, TARGET_SHARE = 100, 0.70  # the target: at 100 users, 70% of the LLM-bound ceiling
+TARGET_USERS, TARGET_SHARE = 100, 0.70  # the target: at 100 users, 70% of the LLM-bound ceiling
 _RAY_SERVICES = ("raylet", "gcs_server", "log_monitor", "dashboard", "monitor.py", "runtime_env", "DashboardAgent")
 
 

@@ -1,9 +1,9 @@
 """Fact-extraction quality on a fixed set of turns: JSON validity, precision and recall.
 
 Runs the real extraction prompt and schema through the configured LLM (the embedded vLLM +
-SmolLM2 by default) and writes ``bench/results/extraction_quality.json``. A fact counts as
-correct when it mentions one of the turn's expected keywords; recall is the share of the
-expected keywords that some fact mentions.
+Qwen2.5-Coder-0.5B-Instruct by default) and writes ``bench/results/extraction_quality.json``. A
+fact counts as correct when it mentions one of the turn's expected keywords; recall is the share
+of the expected keywords that some fact mentions.
 
     memstream eval-extraction [--config local] [--out bench/results/extraction_quality.json]
 """

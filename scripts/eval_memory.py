@@ -7,10 +7,10 @@ remembered after the turn and at the end of the conversation, update turns resol
 gone, new one there), chit-chat turns that changed something, and every stored memory checked
 for invented content. Also LLM calls per turn, turn latency (p50/p95) and turns/s.
 
-Runs on the configured LLM (the embedded vLLM + SmolLM2 by default) in a fresh data directory
-that is removed afterwards, so results never mix with an older store. Parts run one after the
-other (``tune``, then ``heldout``), each with ``--concurrency`` conversations at once (vLLM batches
-concurrent requests). Writes ``bench/results/eval_memory.json`` and prints a table.
+Runs on the configured LLM (the embedded vLLM + Qwen2.5-Coder-0.5B-Instruct by default) in a
+fresh data directory that is removed afterwards, so results never mix with an older store. Parts
+run one after the other (``tune``, then ``heldout``), each with ``--concurrency`` conversations at
+once (vLLM batches concurrent requests). Writes ``bench/results/eval_memory.json`` and prints a table.
 
     memstream eval-memory [--config local] [--part tune|heldout|all] [--concurrency 4]
                           [--out bench/results/eval_memory.json] [--data-dir DIR] [--keep-data]

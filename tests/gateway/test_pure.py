@@ -120,7 +120,7 @@ def test_codec_rejections_name_the_problem_and_echo_the_id(raw, code, frame_id):
 
 
 def test_codec_refuses_a_msgpack_string_that_is_not_utf8():
-    """Regression (issue 7): invalid UTF-8 inside a MessagePack string escaped the codec as a
+    """Regression: invalid UTF-8 inside a MessagePack string escaped the codec as a
     UnicodeDecodeError and closed the connection with 1011."""
     raw = msgspec.msgpack.encode({"type": "ping", "id": "x"})[:-1] + b"\xa2\xff\xfe"
     with pytest.raises(p.FrameError) as failure:

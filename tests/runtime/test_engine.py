@@ -51,7 +51,7 @@ async def test_add_then_update_keeps_one_city_and_a_full_history(memory: AsyncMe
 
 
 async def test_a_new_unrelated_fact_is_added_without_a_decision_call(memory: AsyncMemory, llm: ScriptedLLM):
-    """Regression (issue 14): the decision call answered "no change" for new, unrelated facts, and
+    """Regression: the decision call answered "no change" for new, unrelated facts, and
     they were lost. A fact with no similar stored memory is an ADD; the LLM is not asked."""
     llm.push(facts("Lives in Berlin", "Is vegetarian"))
     await memory.add("I live in Berlin and I'm vegetarian", **ALICE)
@@ -276,7 +276,7 @@ async def test_full_mailbox_is_overloaded_not_unbounded(config, embedder):
 
 
 async def test_a_committed_change_reaches_live_subscribers_while_the_index_is_down(config, embedder, llm):
-    """Regression (issue 7): an add committed to the journal whose index write failed was not
+    """Regression: an add committed to the journal whose index write failed was not
     published, so live subscribers missed it; and a retry with the same request id answered from
     the journal without bringing the index up to date."""
     store = SwitchableStore(make_edge(config))
@@ -308,7 +308,7 @@ async def test_a_committed_change_reaches_live_subscribers_while_the_index_is_do
 
 
 async def test_metadata_nested_past_what_stores_read_back_is_refused(memory: AsyncMemory):
-    """Regression (issue 7): metadata nested ~200 deep was stored, then every read of the owner failed
+    """Regression: metadata nested ~200 deep was stored, then every read of the owner failed
     in Qdrant Edge (serde's recursion limit)."""
     deep: object = "leaf"
     for _ in range(200):

@@ -138,7 +138,7 @@ async def test_unreachable_qdrant_server_is_a_typed_error():
 
 
 async def test_an_agent_or_run_scope_never_reaches_a_users_memories(store):
-    """Regression (issue 7): reads are restricted to the scope's owner, so a token for agent:helper
+    """Regression: reads are restricted to the scope's owner, so a token for agent:helper
     cannot list a user's memories that merely carry agent_id=helper (they belong to user:alice)."""
     users = rec("alice's, via helper", agent="helper")
     agents = MemoryRecord(id=str(uuid.uuid4()), text="helper's own", scope=Scope(agent_id="helper"), tenant="t1",
