@@ -7,6 +7,8 @@
     memstream demo [--runtime ray|local]   a short conversation, printed step by step
     memstream ingest FILE        batch ingestion of JSONL / Parquet conversations (Ray Data job)
     memstream history --user-id alice [--memory-id ID] [--since-seq N]
+    memstream backfill-sparse [--dry-run]   BM25 sparse vectors for memories stored before hybrid search
+                                 (from the journal, resumable; stop `memstream serve` first)
     memstream eval-extraction    fact-extraction quality of the configured LLM (JSON out)
     memstream eval-memory [--part tune|heldout|all]   end-to-end memory quality of scripted
                                  conversations: remembered, updated, chit-chat, invented (JSON out)
@@ -210,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--agent-id")
     p.add_argument("--run-id")
     p.add_argument("--since-seq", type=int, default=0)
+    sub.add_parser("backfill-sparse", help="sparse vectors for memories stored before hybrid search",
+                   add_help=False)
     sub.add_parser("eval-extraction", help="fact-extraction quality (JSON out)", add_help=False)
     sub.add_parser("eval-memory", help="end-to-end memory quality on scripted conversations (JSON out)",
                    add_help=False)
@@ -244,6 +248,10 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "history":
             args.config = config_name
             anyio.run(history, args)
+        elif args.command == "backfill-sparse":
+            from scripts.backfill_sparse import main as backfill_main
+
+            backfill_main(["--config", config_name, *rest])
         elif args.command == "eval-extraction":
             from scripts.eval_extraction import main as eval_main
 
