@@ -216,7 +216,7 @@ async def run(args: argparse.Namespace) -> dict:
     if conversations:
         locomo.summarise(results["locomo"], conversations, args.ks, Path(args.locomo))
     results["versions"]["memstream"] = results["machine"]["versions"]
-    results["targets"] = report.targets(results)
+    results["targets"] = {**report.targets(results), **search.targets(results), **locomo.targets(results)}
     results["notes"] = report.notes(results, args) + locomo.notes(results)
     results["elapsed_s"] = round(stage.elapsed, 1)
     return results
@@ -239,7 +239,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ingest-turns", type=int, default=1000, help="0 skips the ingestion scenario")
     parser.add_argument("--ingest-owners", type=int, default=100)
     parser.add_argument("--locomo", default=str(locomo.LOCOMO), help="locomo10.json (skipped when absent)")
-    parser.add_argument("--locomo-conversations", type=int, default=4, help="0 skips LOCOMO; 10 = all")
+    parser.add_argument("--locomo-conversations", type=int, default=10, help="0 skips LOCOMO; 10 = all")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--runtime", choices=["ray", "local"], default="ray")
     parser.add_argument("--skip-mem0", action="store_true", help="memstream only (no mem0ai environment)")

@@ -22,7 +22,8 @@ Scenarios (``request["scenario"]``):
 - ``adds``: ``AsyncMemory.add(infer=True)`` (mem0's single LLM call per turn), one task per user
   running its turns in order, for each round; LLM calls counted by the stand-in server.
 - ``locomo``: each LOCOMO turn stored raw (``infer=False``) per conversation, then each question
-  searched in its conversation; the retrieved turns' ``dia_id`` are returned in rank order.
+  searched in its conversation; the retrieved turns' ``dia_id`` are returned in rank order, and
+  whether mem0's keyword (BM25) search was available to ``Memory.search``.
 """
 
 from __future__ import annotations
@@ -280,9 +281,11 @@ def scenario_locomo(request: dict, workdir: Path) -> dict:
             retrieved.append([(h.get("metadata") or {}).get("dia_id") for h in hits["results"]])
             bar.update(1)
     bar.close()
+    # mem0 adds BM25 scores to its semantic ranking only when fastembed's encoder loaded; it returns None if not
+    keyword = memory.vector_store.keyword_search(query="probe", top_k=1) is not None
     memory.close()
     return {"retrieved": retrieved, "add_seconds": round(add_seconds, 1), "turns": total_turns,
-            "search_samples_ms": samples}
+            "search_samples_ms": samples, "keyword_search": keyword}
 
 
 SCENARIOS = {"search": scenario_search, "adds": scenario_adds, "locomo": scenario_locomo}

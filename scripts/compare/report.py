@@ -25,6 +25,13 @@ def latency_stats(samples_ms: list[float]) -> dict[str, Any]:
             "p99_ms": round(percentile(samples_ms, 99), 2)}
 
 
+def rotated(modes: tuple[str, ...], turn: int) -> tuple[str, ...]:
+    """The search modes in the order of this turn: each mode goes first as often as the others, so
+    that none always meets the warm caches (or the cold ones)."""
+    shift = turn % len(modes)
+    return modes[shift:] + modes[:shift]
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if not numerator or not denominator:
         return None
@@ -71,6 +78,10 @@ def target_lines(results: dict[str, Any]) -> list[str]:
         value = item.get("value")
         state = "not measured" if value is None else ("met" if value >= item["target"] else "not met")
         lines.append(f"- {text.format(**item)}: **{times(value)}** ({state})")
+    for item in t.values():  # the scenarios' own targets say what they are and whether they are met
+        if isinstance(item, dict) and "text" in item:
+            state = "not measured" if item.get("value") is None else ("met" if item.get("met") else "not met")
+            lines.append(f"- {item['text']}: **{fmt(item.get('value'), item.get('unit', ''))}** ({state})")
     return lines
 
 

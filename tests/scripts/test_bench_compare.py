@@ -9,8 +9,9 @@ import math
 from scripts.bench_compare import markdown, summary_rows
 from scripts.compare.adds import add_round, ceiling
 from scripts.compare.ingest import ingest_round
-from scripts.compare.locomo import evidence_ids, locomo_conversations, recall_at_k
-from scripts.compare.report import ratio, target_lines
+from scripts.compare import locomo, search
+from scripts.compare.locomo import evidence_ids, locomo_conversations, recall_at_k, scores
+from scripts.compare.report import ratio, rotated, target_lines
 from scripts.compare.search import search_plan
 from scripts.fake_llm_server import answer, extract_facts, mem0_facts, system_of
 
@@ -38,6 +39,7 @@ def test_locomo_conversations_orders_sessions_and_keeps_categories_1_to_4():
     assert [d for d, _ in conv["turns"]] == ["D1:1", "D1:2", "D2:1", "D10:1"]
     assert conv["turns"][2][1] == "Bob: I sail [shares a photo of a boat]"
     assert [q["evidence"] for q in conv["questions"]] == [["D1:2"], ["D1:2", "D2:1"]]
+    assert [q["category"] for q in conv["questions"]] == ["multi-hop", "open-domain"]
     assert evidence_ids(["D8:6; D9:17", "D8:6", "nothing"]) == ["D8:6", "D9:17"]
 
 
@@ -46,6 +48,35 @@ def test_recall_at_k_is_the_share_of_evidence_in_the_top_k():
     evidence = [["D1:2"], ["D1:2", "D2:1"]]
     assert recall_at_k(retrieved, evidence, [1, 2, 5]) == {"recall@1": 0.5, "recall@2": 0.75, "recall@5": 0.75}
     assert math.isnan(recall_at_k([], [], [1])["recall@1"])
+
+
+def test_recall_is_also_given_per_question_category():
+    questions = [{"evidence": ["D1:1"], "category": "temporal"}, {"evidence": ["D1:2"], "category": "single-hop"},
+                 {"evidence": ["D1:3"], "category": "temporal"}]
+    found = scores([["D1:1"], ["D9:9"], ["D9:9", "D1:3"]], questions, [1, 2])
+    assert found["recall"] == {"recall@1": 0.3333, "recall@2": 0.6667}
+    assert found["by_category"] == {"temporal": {"questions": 2, "recall@1": 0.5, "recall@2": 1.0},
+                                    "single-hop": {"questions": 1, "recall@1": 0.0, "recall@2": 0.0}}
+
+
+def test_search_modes_take_turns_going_first():
+    modes = ("dense", "sparse", "hybrid")
+    firsts = [rotated(modes, turn)[0] for turn in range(6)]
+    assert firsts == ["dense", "sparse", "hybrid"] * 2
+    assert all(sorted(rotated(modes, turn)) == sorted(modes) for turn in range(3))
+
+
+def test_retrieval_targets_compare_hybrid_with_the_bar_and_with_mem0ai():
+    results = _results()
+    assert locomo.targets(results)["locomo_hybrid_recall_at_10"]["met"] is True  # 0.80 >= 0.60 and > 0.60
+    results["locomo"]["mem0"]["recall"]["recall@10"] = 0.85
+    assert locomo.targets(results)["locomo_hybrid_recall_at_10"]["met"] is False
+    extra = search.targets(results)["hybrid_search_extra_p50_ms"]
+    assert (extra["value"], extra["met"]) == (0.5, True)
+    lines = target_lines({**results, "targets": {**search.targets(results), **locomo.targets(results)}})
+    assert lines == ["- hybrid search p50 at 20,000 memories within 1 ms of dense (hybrid − dense): **0.50 ms** (met)",
+                     "- LOCOMO hybrid recall@10 at least 0.60 over 2 conversations and above mem0ai's (0.85): "
+                     "**0.80** (not met)"]
 
 
 def test_the_work_is_deterministic_and_shared():
@@ -65,7 +96,9 @@ def _results() -> dict:
         "versions": {"mem0": {"mem0ai": "2.2.1"}},
         "settings": {"llm_latency_ms": 200.0, "mem0_torch_threads": 1},
         "search": {"memstream": [{"memories": 1000, "p50_ms": 5.0, "p99_ms": 9.0},
-                                 {"memories": 20000, "p50_ms": 6.0, "p99_ms": 12.0}],
+                                 {"memories": 20000, "p50_ms": 6.0, "p99_ms": 12.0, "modes": {
+                                     "dense": {"p50_ms": 6.0, "p99_ms": 12.0}, "sparse": {"p50_ms": 4.0, "p99_ms": 9.0},
+                                     "hybrid": {"p50_ms": 6.5, "p99_ms": 13.0}}}],
                    "mem0": [{"memories": 1000, "p50_ms": 20.0, "p99_ms": 30.0},
                             {"memories": 20000, "p50_ms": 120.0, "p99_ms": 200.0}]},
         "adds": {"memstream": [{"users": 100, "turns_per_s": 40.0, "ceiling_turns_per_s": 300.0,
@@ -79,8 +112,12 @@ def _results() -> dict:
         "memory": {"memstream": {"memories": 20000, "total_pss_mb": 900.0, "gateway_pss_mb": 100.0,
                                  "ray_workers_pss_mb": 600.0, "ray_services_pss_mb": 200.0},
                    "mem0": {"pss_mb": 700.0}},
-        "locomo": {"conversations": 2, "questions": 10, "memstream": {"recall": {"recall@1": 0.4}},
-                   "mem0": {"recall": {"recall@1": 0.4}}},
+        "locomo": {"conversations": 2, "questions": 10,
+                   "memstream": {"modes": {mode: {"recall": {"recall@1": r, "recall@10": r + 0.2}, "by_category": {
+                       "temporal": {"questions": 4, "recall@1": r, "recall@10": 0.7}}}
+                       for mode, r in (("dense", 0.4), ("sparse", 0.5), ("hybrid", 0.6))}},
+                   "mem0": {"recall": {"recall@1": 0.4, "recall@10": 0.6},
+                            "by_category": {"temporal": {"questions": 4, "recall@1": 0.3, "recall@10": 0.35}}}},
         "targets": {"search_p50_speedup_at_largest": {"target": 10.0, "size": 20000, "value": 20.0},
                     "add_throughput_ratio_at_most_users": {"target": 10.0, "users": 100, "value": 5.0}},
         "notes": ["a note"],
@@ -94,7 +131,10 @@ def test_table_ratios_favour_memstream_above_one():
     assert rows["(3) commit → subscriber, 100 subscribers"][2] == "not supported"
     assert rows["(4) interactive adds of the same turns, 50 users"][3] == "5.0×"
     assert rows["(5) memory after seeding 20,000 memories (PSS)"][3] == "0.8×"
-    assert rows["LOCOMO recall@1 (10 questions, 2 conversations)"][3] == "1.0×"
+    assert rows["LOCOMO recall@1, memstream dense (10 questions, 2 conversations)"][3] == "1.0×"
+    assert rows["LOCOMO recall@10, memstream hybrid (10 questions, 2 conversations)"][1:] == ["0.80", "0.60", "1.3×"]
+    assert rows["LOCOMO recall@10, memstream hybrid, temporal (4 questions)"][1:] == ["0.70", "0.35", "2.0×"]
+    assert rows["(1) search p50 at 20,000 memories, memstream hybrid mode"][1:3] == ["6.50 ms", "120.0 ms"]
     lines = target_lines(_results())
     assert "**20.0×** (met)" in lines[0] and "**5.0×** (not met)" in lines[1]
     table = markdown(_results())
