@@ -13,6 +13,10 @@ handshakes too). Each such failure costs one try of the budget — ``connect_att
 the first connection (``open``), ``max_reconnect_attempts`` after a drop (None: until
 closed) — and the next try waits the backoff. Only a URL that is not a WebSocket URL
 (``InvalidRequest``) and a refused token (``Unauthenticated``) end the dialling at once.
+
+Over 400 lines on purpose: the dialling, the table of unanswered requests and the subscriptions'
+resume points are the state of one connection that every API method goes through, and each API
+method is a few lines that build one frame; split apart, each half would reach into the other.
 """
 
 from __future__ import annotations

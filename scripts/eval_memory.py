@@ -2,10 +2,11 @@
 
 Each conversation of scripts/data/eval_memory.yaml is one user (``eval-<id>``): every user turn
 goes through ``add`` (``add_detailed``: the same call plus its stage timings), then ``get_all``
-lists the user's memories. Scored per turn (rules in scripts/memory_scoring.py): fact turns
-remembered after the turn and at the end of the conversation, update turns resolved (old value
-gone, new one there), chit-chat turns that changed something, and every stored memory checked
-for invented content. Also LLM calls per turn, turn latency (p50/p95) and turns/s.
+lists the user's memories. Scored per turn (rules in scripts/memory_scoring.py and
+scripts/memory_matching.py): fact turns remembered after the turn and at the end of the
+conversation, update turns resolved (old value gone, new one there), chit-chat turns that changed
+something, and every stored memory checked for invented content. Also LLM calls per turn, turn
+latency (p50/p95) and turns/s.
 
 Runs on the configured LLM (the embedded vLLM + Qwen2.5-Coder-0.5B-Instruct by default) in a
 fresh data directory that is removed afterwards, so results never mix with an older store. Parts
@@ -40,17 +41,8 @@ from runtime.errors import MemstreamError
 from runtime.llms import LLM, make_llm
 from runtime.llms.counted import CountedLLM
 from scripts.machine import describe
-from scripts.memory_scoring import (
-    PARTS,
-    Conversation,
-    ConversationScore,
-    Dataset,
-    TurnRecord,
-    breakdown,
-    parse_dataset,
-    score_conversation,
-    worst_failures,
-)
+from scripts.memory_dataset import PARTS, Conversation, Dataset, parse_dataset
+from scripts.memory_scoring import ConversationScore, TurnRecord, breakdown, score_conversation, worst_failures
 
 DEFAULT_DATASET = Path(__file__).resolve().parent / "data" / "eval_memory.yaml"
 DEFAULT_OUT = "bench/results/eval_memory.json"

@@ -10,7 +10,7 @@ import pytest
 
 from runtime.config import load_config
 from scripts.eval_memory import evaluate, format_failures, format_table, load_dataset, main
-from scripts.memory_scoring import DatasetError, parse_dataset
+from scripts.memory_dataset import DatasetError, parse_dataset
 from tests.doubles import ScriptedLLM
 
 DATA = {"conversations": [

@@ -7,11 +7,9 @@ import pytest
 import yaml
 
 from scripts.eval_memory import DEFAULT_DATASET, load_dataset
-from scripts.memory_scoring import (
-    DatasetError,
+from scripts.memory_dataset import DatasetError, parse_dataset
+from scripts.memory_matching import (
     Group,
-    TurnRecord,
-    breakdown,
     capitalised_words,
     content_words,
     describe_fact,
@@ -19,13 +17,10 @@ from scripts.memory_scoring import (
     group_matches,
     invented_reasons,
     keyword_in,
-    metrics,
-    parse_dataset,
-    score_conversation,
     stem_matches,
     tokenize,
-    worst_failures,
 )
+from scripts.memory_scoring import TurnRecord, breakdown, metrics, score_conversation, worst_failures
 
 
 # ---- matching -----------------------------------------------------------------------------
