@@ -8,6 +8,9 @@ Environment variables use ``__`` between levels:
 ``MEMSTREAM_LLM__PROVIDER=openai``, ``MEMSTREAM_LLM__BASE_URL=http://...``,
 ``MEMSTREAM_JOURNAL__DSN=postgresql://...``. ``MEMSTREAM_CONFIG`` names a YAML file or a
 preset (``local``, ``test``, ``cluster``).
+
+Over 400 lines on purpose: this is the catalogue of every setting, one Struct per section with
+its defaults and units beside each field, read top to bottom; the loader is the last ~100 lines.
 """
 
 from __future__ import annotations
