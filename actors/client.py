@@ -8,6 +8,7 @@ is deduplicated by the journal instead of applied twice.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,10 @@ import msgspec
 
 from actors.cluster import MemoryCluster
 from actors.remote import RESTARTING
+from actors.replies import Reply, unwrap
 from actors.router import Router
+from runtime import hops
+from runtime.batching import MicroBatcher
 from runtime.config import Config, load_config
 from runtime.errors import MemstreamError, NotFound
 from runtime.events import ResyncRequired
@@ -42,6 +46,8 @@ class ClusterMemory:
     def __init__(self, config: Config | None = None, cluster: MemoryCluster | None = None):
         self.config = config or load_config()
         self.cluster = cluster or MemoryCluster(self.config)
+        self._search_batchers: dict[str, MicroBatcher[dict[str, Any], Reply]] = {}
+        self._batch_loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self) -> ClusterMemory:
         if self.cluster.router is None:
@@ -66,10 +72,14 @@ class ClusterMemory:
         return tenant or self.config.tenant
 
     async def _owned(self, operation: str, tenant: str | None, scope_ids: dict[str, Any], **kwargs: Any) -> Any:
+        """The call to the owner's shard; its hops (``runtime.hops``) are added to this process's totals."""
         scope = make_scope(scope_ids.get("user_id"), scope_ids.get("agent_id"), scope_ids.get("run_id"))
         tenant = self._tenant(tenant)
-        return await self.router.call_owner(tenant, scope.owner, operation,
-                                            {**scope.fields(), "tenant": tenant, **kwargs})
+        with hops.Trace() as trace:
+            result = await self.router.call_owner(tenant, scope.owner, operation,
+                                                  {**scope.fields(), "tenant": tenant, **kwargs})
+        hops.TOTALS.record(operation, trace)
+        return result
 
     async def _by_id(self, operation: str, memory_id: str, **kwargs: Any) -> Any:
         results = await self.router.broadcast(operation, {"memory_id": memory_id, **kwargs})
@@ -121,8 +131,35 @@ class ClusterMemory:
 
     async def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                      run_id: str | None = None, tenant: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        return await self._owned("search", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id},
-                                 query=query, **kwargs)
+        """Through the owner's shard's search batcher (``ray.search_batch``): one Ray call carries the
+        searches that arrived while that shard's previous calls were out."""
+        if not self.config.ray.search_batch:
+            return await self._owned("search", tenant, {"user_id": user_id, "agent_id": agent_id,
+                                                        "run_id": run_id}, query=query, **kwargs)
+        scope = make_scope(user_id, agent_id, run_id)
+        tenant = self._tenant(tenant)
+        batcher = self._search_batcher(self.router.shard_of(tenant, scope.owner))
+        with hops.Trace() as trace:
+            [reply] = await batcher.submit([{**scope.fields(), "tenant": tenant, "query": query, **kwargs}])
+            hops.merge(reply.extra.get("hops"))
+        result = unwrap(reply)
+        hops.TOTALS.record("search", trace)
+        return result
+
+    def _search_batcher(self, shard: str) -> MicroBatcher[dict[str, Any], Reply]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._batch_loop:  # batchers belong to the event loop that runs them
+            self._batch_loop, self._search_batchers = loop, {}
+        batcher = self._search_batchers.get(shard)
+        if batcher is None:
+            async def call(requests: list[dict[str, Any]]) -> list[Reply]:
+                return await self.router.call(shard, "search_many", {"requests": requests})
+
+            batcher = self._search_batchers[shard] = MicroBatcher(
+                call, max_batch=self.config.ray.search_batch, max_wait_s=0.0,
+                max_in_flight=self.config.ray.search_calls_per_shard, name="shard_search")
+        batcher.run_in_background()
+        return batcher
 
     async def history(self, memory_id: str | None = None, *, user_id: str | None = None,
                       agent_id: str | None = None, run_id: str | None = None, tenant: str | None = None,

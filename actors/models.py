@@ -1,8 +1,8 @@
 """The model actors: one extractor (LLM) and one embedder shared by every shard.
 
 The extractor keeps many requests in flight (vLLM batches them continuously); the embedder
-micro-batches texts from all shards into one model call (flush on size or wait time).
-Both report their batching statistics.
+micro-batches texts from all shards into one model call (at once when idle; what arrives during
+a call goes in the next). Both report their batching statistics.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import msgspec
 import ray
 
 from actors.replies import Reply, capture
+from runtime import hops
 from runtime.batching import MicroBatcher
 from runtime.config import EmbedderConfig, LLMConfig, SentenceTransformersConfig
 from runtime.embedders import make_embedder
@@ -41,14 +42,18 @@ class EmbedderActor:
         if isinstance(config, SentenceTransformersConfig):
             config = msgspec.structs.replace(config, threads=threads)
         self._embedder = make_embedder(config)
-        self._batcher = MicroBatcher(self._embedder.embed, max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
+        self._batcher = MicroBatcher(self._embedder.embed, max_batch=max_batch, max_wait_s=max_wait_ms / 1000,
+                                     name="embedder")
 
     def dims(self) -> int:
         return self._embedder.dims
 
     async def embed(self, texts: list[str]) -> Reply:
+        """The vectors, and (``extra["hops"]``) how long these texts waited here and the model call took."""
         self._batcher.run_in_background()
-        return await capture(self._batcher.submit(texts))
+        with hops.Trace() as trace:
+            reply = await capture(self._batcher.submit(texts))
+        return reply if reply.error is not None else msgspec.structs.replace(reply, extra={"hops": trace})
 
     def stats(self) -> dict[str, Any]:
         stats = msgspec.to_builtins(self._batcher.stats)

@@ -16,7 +16,8 @@ import anyio
 from ray.exceptions import RayActorError
 
 from actors.balance import LeastLoaded
-from actors.replies import unwrap
+from actors.replies import Reply, unwrap
+from runtime import hops
 from runtime.batching import MicroBatcher
 from runtime.errors import BackendUnavailable
 
@@ -86,12 +87,18 @@ class Replicas:
         return self.balancer.choose().index
 
     async def call(self, method: str, *args: Any, backend: str) -> Any:
-        async def once() -> Any:
+        return (await self.call_reply(method, *args, backend=backend)).value
+
+    async def call_reply(self, method: str, *args: Any, backend: str) -> Reply:
+        """The actor's whole reply (its ``extra`` too); a failure is raised as its typed error."""
+        async def once() -> Reply:
             index = await self._pick()
             self.balancer.started(index)
             failed = False
             try:
-                return unwrap(await getattr(self.handles[index], method).remote(*args))
+                reply = await getattr(self.handles[index], method).remote(*args)
+                unwrap(reply)
+                return reply
             except RESTARTING:
                 failed = True
                 raise
@@ -105,23 +112,39 @@ class RemoteEmbedder:
     """The embedder actors as an ``Embedder``. With ``in_flight`` set, calls from this process are
     coalesced: at most that many are out at once, and texts that arrive meanwhile go together in
     the next one (no timer, so an idle process never waits) - under load one Ray call carries the
-    texts of many turns."""
+    texts of many turns. The caller's trace (``runtime.hops``) gets the Ray call's round trip
+    (``embed_call_ms``; coalesced: ``embed_coalesce_wait_ms`` and ``embed_coalesce_call_ms``) and
+    the embedder's own hops."""
 
     def __init__(self, handles: Any, dims: int, wait_s: float = 60.0, cooldown_s: float = 10.0, *,
                  in_flight: int | None = None, max_batch: int = 256):
         self._replicas = Replicas(handles, wait_s=wait_s, cooldown_s=cooldown_s)
         self.dims = dims
         self._coalescer = None if in_flight is None else MicroBatcher(
-            self._call, max_batch=max_batch, max_wait_s=0.0, max_in_flight=in_flight, max_pending=100_000)
+            self._coalesced_call, max_batch=max_batch, max_wait_s=0.0, max_in_flight=in_flight,
+            max_pending=100_000, name="embed_coalesce")
 
-    async def _call(self, texts: list[str]) -> list[list[float]]:
-        return await self._replicas.call("embed", texts, backend="embedder")
+    async def _call(self, texts: list[str]) -> tuple[list[list[float]], dict[str, float]]:
+        reply = await self._replicas.call_reply("embed", texts, backend="embedder")
+        return reply.value, reply.extra.get("hops", {})
+
+    async def _coalesced_call(self, texts: list[str]) -> list[tuple[list[float], dict[str, float]]]:
+        """Each vector with the embedder's hops of the call that carried it (shared by its batch)."""
+        vectors, received = await self._call(texts)
+        return [(vector, received) for vector in vectors]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if self._coalescer is None:
-            return await self._call(texts)
+            started = time.perf_counter()
+            vectors, received = await self._call(texts)
+            hops.add("embed_call_ms", hops.since(started))
+            hops.merge(received)
+            return vectors
         self._coalescer.run_in_background()
-        return await self._coalescer.submit(texts)
+        pairs = await self._coalescer.submit(texts)
+        if pairs:
+            hops.merge(pairs[0][1])
+        return [vector for vector, _ in pairs]
 
     async def close(self) -> None:
         return None

@@ -7,6 +7,7 @@ every write carries a request id that the journal deduplicates.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -14,6 +15,7 @@ import anyio
 from actors.remote import through_restarts
 from actors.replies import unwrap
 from actors.routing import owner_key, pick
+from runtime import hops
 from runtime.errors import BackendUnavailable
 
 
@@ -31,13 +33,19 @@ class Router:
         return pick(owner_key(tenant, owner), self.names)
 
     async def call(self, name: str, operation: str, kwargs: dict[str, Any]) -> Any:
+        """The shard's answer; its hops and the call's round trip (``shard_call_ms``) go to the trace."""
         async def once() -> Any:
+            started = time.perf_counter()
             try:
                 with anyio.fail_after(self.call_timeout_s):
-                    return unwrap(await self.shards[name].call.remote(operation, kwargs))
+                    reply = await self.shards[name].call.remote(operation, kwargs)
             except TimeoutError:
                 raise BackendUnavailable(f"{name} did not answer {operation} within {self.call_timeout_s}s",
                                          backend="shard") from None
+            if reply.error is None:
+                hops.add("shard_call_ms", hops.since(started))
+                hops.merge(reply.extra.get("hops"))
+            return unwrap(reply)
 
         return await through_restarts(once, what=name, backend="shard", wait_s=self.restart_wait_s,
                                       on_retry=self._count_retry)

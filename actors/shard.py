@@ -10,6 +10,7 @@ and re-applies whatever the journal holds that the index missed.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -20,6 +21,7 @@ import ray
 
 from actors.remote import RemoteEmbedder, RemoteLLM
 from actors.replies import Reply, capture
+from runtime import hops
 from runtime.config import Config, OpenAIConfig
 from runtime.engine import AsyncMemory
 from runtime.errors import InvalidRequest
@@ -65,11 +67,42 @@ class ShardActor:
         return True
 
     async def call(self, operation: str, kwargs: dict[str, Any]) -> Reply:
+        """The operation's result; on success ``extra["hops"]`` says where its time went here
+        (``runtime.hops``: the embedder's round trip, the search, ``shard_ms`` in all)."""
+        if operation == "search_many":
+            return Reply(value=await self._search_many(kwargs["requests"]))
         if operation not in OPERATIONS:
             return await capture(_refuse(operation))
-        if operation == "ingest":
-            return await capture(self._ingest(kwargs))
-        return await capture(getattr(self.memory, operation)(**kwargs))
+        work = self._ingest(kwargs) if operation == "ingest" else getattr(self.memory, operation)(**kwargs)
+        started = time.perf_counter()
+        with hops.Trace() as trace:
+            reply = await capture(work)
+        if reply.error is not None:
+            return reply
+        trace["shard_ms"] = hops.since(started)
+        return msgspec.structs.replace(reply, extra={"hops": trace})
+
+    async def _search_many(self, requests: list[dict[str, Any]]) -> list[Reply]:
+        """Searches a gateway sent in one call: run at once (their queries share one embedder call),
+        each answered on its own - a bad one fails only itself. Each reply's hops end with the
+        whole call's time here (``shard_ms``): no answer leaves before the last is done."""
+        started = time.perf_counter()
+        replies = [Reply()] * len(requests)
+
+        async def one(index: int, kwargs: dict[str, Any]) -> None:
+            with hops.Trace() as trace:
+                replies[index] = await capture(self.memory.search(**kwargs))
+            if replies[index].error is None:
+                replies[index] = msgspec.structs.replace(replies[index], extra={"hops": trace})
+
+        async with anyio.create_task_group() as tg:
+            for index, kwargs in enumerate(requests):
+                tg.start_soon(one, index, kwargs)
+        total_ms = hops.since(started)
+        for reply in replies:
+            if reply.error is None:
+                reply.extra["hops"]["shard_ms"] = total_ms
+        return replies
 
     async def _ingest(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """A turn whose facts (and vectors) were extracted upstream by the ingestion job."""

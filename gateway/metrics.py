@@ -5,14 +5,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from runtime import hops
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+class HopCollector:
+    """This process's request hops (``runtime.hops.TOTALS``), read when scraped: per operation and hop,
+    the milliseconds and requests so far (a run's mean is the difference of two scrapes) and the
+    median of the recent ones."""
+
+    def __init__(self, totals: hops.HopTotals = hops.TOTALS):
+        self.totals = totals
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["operation", "hop"]
+        ms = CounterMetricFamily("memstream_hop_milliseconds", "Time spent in each hop of requests", labels=labels)
+        count = CounterMetricFamily("memstream_hop_requests", "Requests that went through each hop", labels=labels)
+        median = GaugeMetricFamily("memstream_hop_median_milliseconds", "Median of each hop over recent requests",
+                                   labels=labels)
+        for operation, hop, n, total_ms, median_ms in self.totals.snapshot():
+            ms.add_metric([operation, hop], total_ms)
+            count.add_metric([operation, hop], n)
+            median.add_metric([operation, hop], median_ms)
+        yield from (ms, count, median)
+
+
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, hop_totals: hops.HopTotals = hops.TOTALS) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.connections = Gauge("memstream_gateway_connections", "Open WebSocket connections", registry=r)
@@ -41,6 +67,7 @@ class GatewayMetrics:
                                     "Frames waiting to be written, summed over connections", registry=r)
         self.subscriber_depth = Gauge("memstream_gateway_subscriber_queue_events",
                                       "Live events waiting in subscribers' bounded queues, summed", registry=r)
+        r.register(HopCollector(hop_totals))
 
     def track_queues(self, outbound: Callable[[], float], subscribers: Callable[[], float]) -> None:
         """Queue depths are read when scraped, not pushed on every frame."""

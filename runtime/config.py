@@ -268,6 +268,10 @@ class RayConfig(_Section):
     embedder_threads: int = 1
     # embed calls each shard keeps out at once; texts that arrive meanwhile go together in the next call
     embed_calls_per_shard: Annotated[int, msgspec.Meta(ge=1)] = 1
+    # searches per Ray call from a gateway to a shard: a lone search goes at once; those that arrive
+    # while a shard's calls are out go together in the next (0: one call per search)
+    search_batch: Annotated[int, msgspec.Meta(ge=0)] = 64
+    search_calls_per_shard: Annotated[int, msgspec.Meta(ge=1)] = 2  # search calls out at once per shard
     extractor_max_concurrency: int = 128
     # where LLM calls are made. auto: in the extractor actors when the model runs in-process (vLLM),
     # straight from each shard actor when it is an HTTP endpoint (the server batches; a proxy actor

@@ -32,9 +32,11 @@ from websockets.asyncio.client import connect
 
 from gateway.auth import mint_token
 from gateway.client import MemoryClient
+from scripts import search_hops
 from scripts.fake_llm_server import make_app
 from scripts.fanout_subscribers import SubscriberFleet
 from scripts.machine import describe, percentile, write_results
+from scripts.process_memory import tree_memory
 
 SECRET = "benchmark-secret-" + "x" * 32
 TOPICS = ["sailing", "chess", "opera", "baking", "tennis", "poetry", "cycling", "pottery", "jazz", "hiking",
@@ -145,7 +147,44 @@ async def search_latency(url: str, token: str, clients: int, per_client: int, us
             tg.start_soon(one, c)
     seconds = time.perf_counter() - started
     progress.close()
-    return {"clients": clients, **_stats(samples), "searches_per_s": round(len(samples) / seconds, 1)}
+    return {"clients": clients, **_stats(samples), "mean_ms": round(sum(samples) / max(1, len(samples)), 3),
+            "searches_per_s": round(len(samples) / seconds, 1)}
+
+
+async def search_with_hops(url: str, token: str, clients: int, per_client: int, users: int,
+                           plan: list[tuple[str, str]] | None = None) -> dict:
+    """``search_latency`` with the load average and the mean of every hop over the same searches."""
+    before = await search_hops.scrape(url)
+    result = await search_latency(url, token, clients, per_client, users, plan)
+    means = search_hops.hop_means(before, await search_hops.scrape(url))
+    return {**result, "load_average_1": round(os.getloadavg()[0], 2),
+            "hops_ms": search_hops.breakdown(means, result["mean_ms"]),
+            "hop_means_ms": {k: round(v, 3) for k, v in sorted(means.items())}}
+
+
+async def search_profile(server: Server, url: str, token: str, clients: int, seconds: float, users: int) -> dict:
+    """``clients`` search for ``seconds`` while py-spy samples the gateway, the shards and the embedder."""
+    pids = {"gateway": server.process.pid}
+    for proc in tree_memory(server.process.pid)["per_process"]:
+        if proc["role"] in ("shard actor", "embedder actor"):
+            pids[f"{proc['role'].split()[0]}-{proc['pid']}"] = proc["pid"]
+    deadline = time.monotonic() + seconds + 2
+    done = {"n": 0}
+
+    async def one(c: int) -> None:
+        rng = random.Random(1000 + c)
+        async with MemoryClient(url, token) as client:
+            while time.monotonic() < deadline:
+                await client.search(rng.choice(QUERIES), user_id=f"user-{rng.randrange(users)}", limit=5)
+                done["n"] += 1
+
+    async with anyio.create_task_group() as tg:
+        for c in range(clients):
+            tg.start_soon(one, c)
+        await anyio.sleep(1)  # connections open, the load is steady
+        profiles = await anyio.to_thread.run_sync(search_hops.profile, pids, seconds)
+    return {"clients": clients, "seconds": seconds, "searches": done["n"],
+            "load_average_1": round(os.getloadavg()[0], 2), "profiles": profiles}
 
 
 async def subscriber_latency(url: str, token: str, subscribers: int, events: int, processes: int = 2) -> dict:
@@ -232,8 +271,11 @@ async def run(args: argparse.Namespace) -> dict:
     try:
         url = await anyio.to_thread.run_sync(server.wait_ready)
         results["seed"] = await seed(url, token, args.memories, args.users)
-        results["search"] = [await search_latency(url, token, c, max(20, args.searches // c), args.users)
+        results["search"] = [await search_with_hops(url, token, c, max(20, args.searches // c), args.users)
                              for c in args.clients]
+        if args.profile_seconds > 0:
+            results["search_profile"] = await search_profile(server, url, token, max(args.clients),
+                                                             args.profile_seconds, args.users)
         results["subscribers"] = [await subscriber_latency(url, token, s, args.events, args.subscriber_processes)
                                   for s in args.subscribers]
         results["idle"] = await idle_connections(server, url, token, args.idle)
@@ -251,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--searches", type=int, default=640, help="searches per concurrency level")
+    parser.add_argument("--profile-seconds", type=float, default=10.0,
+                        help="py-spy the gateway and actors this long under the most clients (0: skip)")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100, 1000, 10000])
     parser.add_argument("--subscriber-processes", type=int, default=2)
     parser.add_argument("--events", type=int, default=20, help="events per subscriber level")

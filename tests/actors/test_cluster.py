@@ -13,6 +13,7 @@ import ray
 from actors.client import ClusterMemory
 from actors.remote import RESTARTING
 from actors.router import Router
+from runtime import hops
 from runtime.errors import BackendUnavailable, InvalidRequest, NotFound, Overloaded
 from tests.progress import Progress
 
@@ -160,3 +161,47 @@ async def test_a_shard_that_stays_down_fails_with_a_typed_error_within_the_bound
     with pytest.raises(BackendUnavailable, match="did not come back"):
         await router.call("shard-x", "head", {"user_id": "u"})
     assert anyio.current_time() - started < 10
+
+
+async def test_a_search_brings_back_the_time_of_each_hop(cluster: ClusterMemory):
+    """The shard and the embedder time their hops and send them back with the reply; the caller's
+    process adds them up per operation (``runtime.hops``). Nested hops hold inside each other."""
+    await cluster.add("I sail on weekends", user_id="hops", infer=False)
+    before = {hop: (count, total) for op, hop, count, total, _ in hops.TOTALS.snapshot() if op == "search"}
+    await cluster.search("sailing", user_id="hops")
+    after = {hop: (count, total) for op, hop, count, total, _ in hops.TOTALS.snapshot() if op == "search"}
+    one = {hop: total - before.get(hop, (0, 0.0))[1] for hop, (count, total) in after.items()
+           if count > before.get(hop, (0, 0.0))[0]}
+    assert {"shard_search_wait_ms", "shard_search_call_ms", "shard_ms", "embed_coalesce_wait_ms",
+            "embed_coalesce_call_ms", "embedder_wait_ms", "embedder_call_ms"} <= set(one)
+    assert one["shard_search_call_ms"] >= one["shard_ms"] >= one["embed_coalesce_call_ms"] >= one["embedder_call_ms"]
+
+
+async def test_concurrent_searches_share_ray_calls_and_each_gets_its_own_answer(cluster: ClusterMemory):
+    for topic in ("sailing", "chess", "opera"):
+        await cluster.add(f"I love {topic}", user_id=f"batch-{topic}", infer=False)
+    results: dict[str, list] = {}
+
+    async def search(topic: str) -> None:
+        results[topic] = (await cluster.search(topic, user_id=f"batch-{topic}"))["results"]
+
+    async with anyio.create_task_group() as tg:
+        for topic in ("sailing", "chess", "opera") * 8:
+            tg.start_soon(search, topic)
+    assert {t: [r["memory"] for r in hits] for t, hits in results.items()} == {
+        t: [f"I love {t}"] for t in ("sailing", "chess", "opera")}
+    batchers = cluster._search_batchers.values()
+    assert sum(b.stats.items for b in batchers) >= 24 > sum(b.stats.batches for b in batchers)
+    failures = []
+
+    async def bad_search() -> None:
+        try:
+            await cluster.search("   ", user_id="batch-sailing")
+        except InvalidRequest as exc:
+            failures.append(exc)
+
+    results.clear()
+    async with anyio.create_task_group() as tg:  # a bad search fails alone, not the call it shared
+        tg.start_soon(search, "sailing")
+        tg.start_soon(bad_search)
+    assert len(failures) == 1 and results["sailing"][0]["memory"] == "I love sailing"

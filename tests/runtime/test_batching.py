@@ -1,7 +1,8 @@
 import anyio
 import pytest
 
-from runtime.batching import MicroBatcher
+from runtime import hops
+from runtime.batching import MicroBatcher, gather_more
 from runtime.errors import Overloaded
 
 
@@ -29,14 +30,68 @@ async def test_items_from_many_callers_share_batches_and_get_their_own_results()
     assert batcher.stats.batches == len(calls) < 10 and batcher.stats.full_flushes >= 1
 
 
-async def test_a_lone_item_is_flushed_after_the_wait():
-    batcher = MicroBatcher(lambda items: _echo(items), max_batch=64, max_wait_s=0.01)
+async def test_a_lone_item_goes_at_once_when_nothing_else_is_out():
+    """An idle batcher does not hold a lone request for company: its wait applies only while
+    other calls are out (a wait of an hour would otherwise hang this test)."""
+    batcher = MicroBatcher(lambda items: _echo(items), max_batch=64, max_wait_s=3600)
     async with anyio.create_task_group() as tg:
         tg.start_soon(batcher.run)
-        with anyio.fail_after(30):  # a safety net for a hang; the flush itself is due after 10 ms
+        with anyio.fail_after(30):  # a safety net for a hang
             assert await batcher.submit(["x"]) == ["x"]
         tg.cancel_scope.cancel()
-    assert batcher.stats.timed_flushes == 1
+    assert batcher.stats.idle_flushes == 1 and batcher.stats.timed_flushes == 0
+
+
+@pytest.mark.parametrize(("pending", "in_flight", "wait_s", "expected"), [
+    (1, 0, 0.01, False),   # idle: send now
+    (1, 1, 0.01, True),    # a call is out: gather what arrives meanwhile
+    (64, 1, 0.01, False),  # a full batch goes as soon as a slot is free
+    (1, 1, 0.0, False),    # no wait configured
+])
+def test_gathering_only_while_other_calls_are_out(pending, in_flight, wait_s, expected):
+    assert gather_more(pending, in_flight, 64, wait_s) is expected
+
+
+async def test_while_a_call_is_out_the_next_batch_gathers_until_it_returns():
+    """Two call slots and a long wait: the second batch is held for company while the first call is
+    out, and goes when that call comes back (not when the hour is up)."""
+    gate, calls = anyio.Event(), []
+
+    async def held(items):
+        calls.append(list(items))
+        if len(calls) == 1:
+            await gate.wait()
+        return items
+
+    batcher = MicroBatcher(held, max_batch=64, max_wait_s=3600, max_in_flight=2)
+    results = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+
+        async def caller(i: int) -> None:
+            results[i] = await batcher.submit([i])
+
+        tg.start_soon(caller, 0)
+        await anyio.wait_all_tasks_blocked()
+        async with anyio.create_task_group() as callers:
+            for i in range(1, 4):
+                callers.start_soon(caller, i)
+            await anyio.wait_all_tasks_blocked()
+            assert calls == [[0]]  # held, although a second slot is free
+            gate.set()
+        tg.cancel_scope.cancel()
+    assert calls == [[0], [1, 2, 3]] and results == {i: [i] for i in range(4)}
+    assert batcher.stats.idle_flushes == 1 and batcher.stats.timed_flushes == 1
+
+
+async def test_a_named_batcher_times_the_wait_and_the_call_into_the_callers_trace():
+    batcher = MicroBatcher(lambda items: _echo(items), max_batch=8, max_wait_s=0.0, name="model")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+        with hops.Trace() as trace:
+            await batcher.submit(["x"])
+        tg.cancel_scope.cancel()
+    assert set(trace) == {"model_wait_ms", "model_call_ms"} and all(v >= 0 for v in trace.values())
 
 
 async def _echo(items):
