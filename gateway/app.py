@@ -12,7 +12,8 @@ import structlog
 
 from gateway.auth import mint_token, token_secret
 from gateway.server import Gateway
-from runtime.config import Config
+from gateway.siblings import Siblings
+from runtime.config import Config, ConfigError
 
 log = structlog.get_logger("memstream.gateway")
 
@@ -26,6 +27,19 @@ def open_backend(config: Config, runtime: str) -> Any:
     from runtime.engine import AsyncMemory
 
     return AsyncMemory(config)
+
+
+def _ray_address(runtime: str) -> str:
+    if runtime != "ray":
+        raise ConfigError("gateway.processes > 1 needs the Ray runtime: the embedded stores admit one process")
+    import ray
+
+    return ray.get_runtime_context().gcs_address
+
+
+async def _terminate_on(stop: anyio.Event, siblings: Siblings) -> None:
+    await stop.wait()
+    siblings.terminate()
 
 
 def development_token(config: Config, secret: str) -> str:
@@ -51,11 +65,20 @@ async def run_gateway(config: Config, *, runtime: str | None = None, stop: anyio
                         stop.set()
                         return
 
+            siblings: Siblings | None = None
+
             async def serve_then_finish(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
                 await gateway.serve(stop, task_status=task_status)
+                if siblings is not None:
+                    await siblings.wait(config.gateway.shutdown_grace_s)
                 tg.cancel_scope.cancel()
 
             tg.start_soon(stop_on_signal)
             await tg.start(serve_then_finish)
+            if config.gateway.processes > 1:
+                assert gateway.port is not None
+                siblings = Siblings(config, gateway.port, _ray_address(runtime))
+                tg.start_soon(_terminate_on, stop, siblings)
+                await siblings.start(tg, config.gateway.processes - 1)
             if on_ready is not None:
                 on_ready(gateway, development_token(config, secret) if is_dev_secret else None)

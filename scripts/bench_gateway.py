@@ -58,10 +58,11 @@ def _stats(samples_ms: list[float]) -> dict:
 class Server:
     """``memstream serve`` in a child process, with its own fd limit and data folder."""
 
-    def __init__(self, runtime: str, data_dir: str, llm_url: str):
+    def __init__(self, runtime: str, data_dir: str, llm_url: str, gateway_processes: int = 1):
         env = {**os.environ, "MEMSTREAM_TOKEN_SECRET": SECRET, "MEMSTREAM_LOG__LEVEL": "warning",
                "MEMSTREAM_LLM__PROVIDER": "openai", "MEMSTREAM_LLM__BASE_URL": llm_url,
-               "MEMSTREAM_GATEWAY__RATE_PER_S": "100000", "MEMSTREAM_GATEWAY__RATE_BURST": "100000"}
+               "MEMSTREAM_GATEWAY__RATE_PER_S": "100000", "MEMSTREAM_GATEWAY__RATE_BURST": "100000",
+               "MEMSTREAM_GATEWAY__PROCESSES": str(gateway_processes)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scripts.cli", "serve", "--runtime", runtime, "--port", "0",
              "--data-dir", data_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -187,12 +188,13 @@ async def search_profile(server: Server, url: str, token: str, clients: int, sec
             "load_average_1": round(os.getloadavg()[0], 2), "profiles": profiles}
 
 
-async def subscriber_latency(url: str, token: str, subscribers: int, events: int, processes: int = 2) -> dict:
+async def subscriber_latency(url: str, token: str, subscribers: int, events: int, processes: int = 2,
+                             hops: bool = True) -> dict:
     """Latency from the commit (the event's ``created_at``, stamped just before the journal
     append) to its arrival at each subscriber (``scripts.fanout_subscribers``: lean subscribers
     in their own processes, so that the figure is the gateway's, not a client library's)."""
     owner = f"user:fanout-{subscribers}"
-    before = await _fanout_hops(url)
+    before = await _fanout_hops(url) if hops else {}
     fleet = SubscriberFleet(url, token, owner, subscribers, events, processes=min(processes, subscribers))
     await anyio.to_thread.run_sync(fleet.start)
     async with MemoryClient(url, token) as writer:
@@ -200,11 +202,12 @@ async def subscriber_latency(url: str, token: str, subscribers: int, events: int
             await writer.add(f"fan-out event {i}", user_id=owner.removeprefix("user:"), infer=False)
             await anyio.sleep(0.05)  # paced: each event's fan-out is measured on its own
     samples = await anyio.to_thread.run_sync(fleet.latencies)
-    after = await _fanout_hops(url)
-    hops = {name: round((after[name][0] - before[name][0]) * 1000 / max(1, after[name][1] - before[name][1]), 2)
-            for name in after}
-    return {"subscribers": subscribers, "events": events, "delivered": len(samples), **_stats(samples),
-            "hops_mean_ms": hops}
+    row = {"subscribers": subscribers, "events": events, "delivered": len(samples), **_stats(samples)}
+    if hops:  # one gateway process: its /metrics has every hop (with several, a scrape reaches one of them)
+        after = await _fanout_hops(url)
+        row["hops_mean_ms"] = {name: round((after[name][0] - before[name][0]) * 1000
+                                           / max(1, after[name][1] - before[name][1]), 2) for name in after}
+    return row
 
 
 _HOPS = {"memstream_gateway_event_arrival_seconds": "commit_to_gateway",
@@ -281,8 +284,25 @@ async def run(args: argparse.Namespace) -> dict:
         results["idle"] = await idle_connections(server, url, token, args.idle)
     finally:
         server.stop()
+    try:
+        for processes in (p for p in args.gateway_processes if p > 1):
+            results[f"subscribers_{processes}_gateway_processes"] = await _subscribers_on(
+                args, llm_url, token, processes)
+    finally:
         await runner.cleanup()
     return results
+
+
+async def _subscribers_on(args: argparse.Namespace, llm_url: str, token: str, processes: int) -> list[dict]:
+    """The subscriber levels again, on a fresh server with ``processes`` gateway processes on one
+    port (``gateway.processes``; the kernel spreads the subscribers' connections over them)."""
+    server = Server(args.runtime, tempfile.mkdtemp(prefix="memstream-bench-gateway-"), llm_url, processes)
+    try:
+        url = await anyio.to_thread.run_sync(server.wait_ready)
+        return [await subscriber_latency(url, token, s, args.events, args.subscriber_processes, hops=False)
+                for s in args.subscribers if s >= 1000]
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -297,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="py-spy the gateway and actors this long under the most clients (0: skip)")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100, 1000, 10000])
     parser.add_argument("--subscriber-processes", type=int, default=2)
+    parser.add_argument("--gateway-processes", type=int, nargs="+", default=[1, 2],
+                        help="gateway processes on one port; levels of 1,000+ subscribers are measured again "
+                             "for each count above 1 (Ray runtime)")
     parser.add_argument("--events", type=int, default=20, help="events per subscriber level")
     parser.add_argument("--idle", type=int, default=10000)
     parser.add_argument("--out", default="bench/results/gateway.json")
