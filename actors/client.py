@@ -173,6 +173,24 @@ class ClusterMemory:
                    tenant: str | None = None) -> int:
         return await self._owned("head", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id})
 
+    async def count(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                    tenant: str | None = None, **kwargs: Any) -> int:
+        return await self._owned("count", tenant, {"user_id": user_id, "agent_id": agent_id, "run_id": run_id},
+                                 **kwargs)
+
+    async def owners(self, *, tenant: str | None = None, counts: bool = False) -> list[dict[str, Any]]:
+        """Every shard's owners, merged (shards that share a journal, as on PostgreSQL, list the same
+        owners: each is kept once, at its highest head)."""
+        merged: dict[str, dict[str, Any]] = {}
+        for result in await self.router.broadcast("owners", {"tenant": self._tenant(tenant), "counts": counts}):
+            if isinstance(result, Exception):
+                raise result
+            for row in result:
+                kept = merged.get(row["owner"])
+                if kept is None or row["head"] > kept["head"]:
+                    merged[row["owner"]] = row
+        return [merged[owner] for owner in sorted(merged)]
+
     async def read_events(self, *, user_id: str | None = None, agent_id: str | None = None,
                           run_id: str | None = None, after_seq: int = 0, limit: int = 500,
                           tenant: str | None = None) -> list[MemoryEvent]:

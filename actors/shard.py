@@ -32,7 +32,7 @@ from runtime.logs import configure_logging
 
 # what a shard serves; everything else is refused (no getattr on caller-supplied names)
 OPERATIONS = frozenset({"add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "head",
-                        "reset", "ingest", "read_events"})
+                        "reset", "ingest", "read_events", "count", "owners"})
 
 
 

@@ -136,10 +136,12 @@ class AsyncMemory:
     get = _answered_by("_reader", Reader.get)
     get_all = _answered_by("_reader", Reader.get_all)
     history = _answered_by("_reader", Reader.history)
+    count = _answered_by("_reader", Reader.count)
     search = _answered_by("_searcher", Searcher.search)
 
     # ---- events --------------------------------------------------------------------------
     head = _answered_by("_replay", Replay.head)
+    owners = _answered_by("_replay", Replay.owners)
     subscribe = _answered_by("_replay", Replay.subscribe)
     read_events = _answered_by("_replay", Replay.read_events)
     subscribe_tenant = _answered_by("_replay", Replay.subscribe_tenant)

@@ -74,6 +74,20 @@ class Reader:
             result["relations"] = [graph_rules.relation_dict(e.id, e.fact()) for e in edges]
         return result
 
+    async def count(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                    filters: dict[str, Any] | None = None, as_of: int | float | str | dt.datetime | None = None,
+                    tenant: str | None = None) -> int:
+        """How many memories ``get_all`` pages through with the same scope, filters and ``as_of``."""
+        ctx = self.ctx
+        scope = make_scope(user_id, agent_id, run_id)
+        expr = parse_filters(filters)
+        tenant = ctx.tenant(tenant)
+        await ctx.ready()
+        if as_of is None:
+            return await ctx.vectors.count(tenant=tenant, scope=scope, filters=expr)
+        entries = await self._journal_as_of(tenant, scope, as_of)
+        return sum(1 for r in _in_scope(replay(entries).values(), scope) if matches(expr, r.metadata))
+
     async def _journal_as_of(self, tenant: str, scope: Scope,
                              as_of: int | float | str | dt.datetime) -> list[JournalEntry]:
         until_seq = until_ts = None

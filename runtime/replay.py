@@ -7,9 +7,11 @@ half reads the journal, so a subscriber sees every change once, in order, across
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from runtime.context import EngineContext
 from runtime.model import MemoryEvent, event_from_entry, make_scope
+from runtime.results import owner_scope
 
 
 class Replay:
@@ -22,6 +24,20 @@ class Replay:
         scope = make_scope(user_id, agent_id, run_id)
         await self.ctx.ready()
         return await self.ctx.journal.head(self.ctx.tenant(tenant), scope.owner)
+
+    async def owners(self, *, tenant: str | None = None, counts: bool = False) -> list[dict[str, Any]]:
+        """Every owner of the tenant with its head seq and, with ``counts``, how many memories it
+        holds now (``memories``): what webhook deliveries scan, and the REST API's entity list."""
+        ctx = self.ctx
+        tenant = ctx.tenant(tenant)
+        await ctx.ready()
+        out: list[dict[str, Any]] = []
+        for owner, head in await ctx.journal.heads(tenant):
+            row: dict[str, Any] = {"owner": owner, "head": head}
+            if counts:
+                row["memories"] = await ctx.vectors.count(tenant=tenant, scope=owner_scope(owner), filters=None)
+            out.append(row)
+        return out
 
     async def subscribe(self, *, user_id: str | None = None, agent_id: str | None = None,
                         run_id: str | None = None, after_seq: int = 0,

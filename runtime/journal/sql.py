@@ -168,6 +168,10 @@ class SqlJournal:
             rows = await self._run("SELECT tenant, owner FROM {p}heads WHERE tenant = ? ORDER BY owner", (tenant,))
         return [(str(t), str(o)) for t, o in rows]
 
+    async def heads(self, tenant: str) -> list[tuple[str, int]]:
+        rows = await self._run("SELECT owner, head FROM {p}heads WHERE tenant = ? ORDER BY owner", (tenant,))
+        return [(str(o), int(h)) for o, h in rows]
+
     async def watermark(self, projection: str, tenant: str, owner: str) -> int:
         rows = await self._run(
             "SELECT seq FROM {p}watermarks WHERE projection = ? AND tenant = ? AND owner = ?",
