@@ -1,8 +1,9 @@
 """The gateway process: a websockets (asyncio API) server in front of the memory API.
 
-Plain HTTP requests on the same port get the live viewer (``/``), Prometheus metrics
-(``/metrics``), a health check (``/healthz``) and the protocol document (``/protocol.json``);
-WebSocket upgrades on any path get a ``Connection``.
+WebSocket upgrades on any path get a ``Connection``. Every other HTTP request on the same port
+is handed to the HTTP face (``gateway.web``): the live viewer (``/``), Prometheus metrics
+(``/metrics``), a health check (``/healthz``), the protocol document (``/protocol.json``) — their
+content is defined here, ``Gateway.page`` — and the Mem0-compatible REST API with its webhooks.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from importlib import resources
 import anyio
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -24,9 +24,9 @@ from gateway import protocol as p
 from gateway.connection import CLOSE_GOING_AWAY, Connection
 from gateway.dispatch import Dispatcher, MemoryBackend
 from gateway.fanout import Fanout
-from gateway.keepalive import GatewayConnection
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
+from gateway.web.app import WebFace
 from runtime.config import Config
 
 log = structlog.get_logger("memstream.gateway")
@@ -54,12 +54,14 @@ class Gateway:
         self._schema = json.dumps(p.protocol_schema(), indent=2)
         self.metrics.track_queues(lambda: sum(c.outbound_depth() for c in self.connections),
                                   self.fanout.pending)
+        self.web = WebFace(self)
 
     async def serve(self, stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[Gateway] = anyio.TASK_STATUS_IGNORED,
                     ) -> None:
         """Listen until ``stop`` is set, then shut down gracefully."""
         async with anyio.create_task_group() as tg:
             await tg.start(self.fanout.run)
+            await tg.start(self.web.run)
             await self._listen(stop, task_status)
             tg.cancel_scope.cancel()
 
@@ -72,8 +74,7 @@ class Gateway:
                          select_subprotocol=_select_subprotocol,
                          process_request=self._http, max_size=self.settings.max_frame_bytes, origins=origins,
                          compression=None, ping_interval=20, ping_timeout=20, max_queue=16,
-                         reuse_port=self.settings.reuse_port or self.settings.processes > 1,
-                         server_header="memstream", create_connection=GatewayConnection) as server:
+                         server_header="memstream", create_connection=self.web.connection_factory()) as server:
             self.port = server.sockets[0].getsockname()[1]
             log.info("gateway_listening", host=self.settings.host, port=self.port)
             task_status.started(self)
@@ -91,6 +92,7 @@ class Gateway:
             while self.connections:
                 self._idle = anyio.Event()
                 await self._idle.wait()
+        await self.web.drain()
         # websockets' Server.close() acts once (it ran above without closing connections), so the
         # connections still open after the grace period are closed here
         with anyio.move_on_after(15):
@@ -133,17 +135,20 @@ class Gateway:
                 self.metrics.rejected.labels("max_connections").inc()
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
             return None
-        path = request.path.split("?", 1)[0]
+        return connection.respond(HTTPStatus.NOT_FOUND, "not a WebSocket upgrade\n")  # plain HTTP goes to self.web
+
+    def page(self, path: str) -> tuple[str, str] | None:
+        """The body and content type of the plain-HTTP page at ``path``, or None."""
         if path in ("/", "/index.html"):
-            return _respond(connection, self._viewer, "text/html; charset=utf-8")
+            return self._viewer, "text/html; charset=utf-8"
         if path == "/metrics":
-            return _respond(connection, self.metrics.render().decode(), METRICS_CONTENT_TYPE)
+            return self.metrics.render().decode(), METRICS_CONTENT_TYPE
         if path == "/healthz":
             body = json.dumps({"status": "draining" if self.draining else "ok", "connections": len(self.connections)})
-            return _respond(connection, body, "application/json")
+            return body, "application/json"
         if path == "/protocol.json":
-            return _respond(connection, self._schema, "application/json")
-        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+            return self._schema, "application/json"
+        return None
 
 
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[str]) -> str | None:
@@ -152,15 +157,6 @@ def _select_subprotocol(connection: ServerConnection, offered: Sequence[str]) ->
         if choice in offered:
             return choice
     return None
-
-
-def _respond(connection: ServerConnection, body: str, content_type: str) -> Response:
-    response = connection.respond(HTTPStatus.OK, body)
-    headers = Headers(response.headers)
-    del headers["Content-Type"]
-    headers["Content-Type"] = content_type
-    headers["Cache-Control"] = "no-store"
-    return Response(response.status_code, response.reason_phrase, headers, response.body)
 
 
 __all__ = ["Gateway"]

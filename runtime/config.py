@@ -30,7 +30,8 @@ ENV_PREFIX = "MEMSTREAM_"
 # Environment variables that are settings of their own, not config-tree paths.
 _ENV_NOT_CONFIG = {"MEMSTREAM_CONFIG", "MEMSTREAM_QDRANT_URL", "MEMSTREAM_MEMGRAPH_URL", "MEMSTREAM_POSTGRES_DSN",
                    "MEMSTREAM_CACHE_DIR", "MEMSTREAM_TOKEN_SECRET",
-                   "MEMSTREAM_FUZZ_FRAMES", "MEMSTREAM_RELIABILITY_JSON"}  # test-suite settings
+                   "MEMSTREAM_FUZZ_FRAMES", "MEMSTREAM_RELIABILITY_JSON",
+                   "MEMSTREAM_SCHEMATHESIS_EXAMPLES"}  # test-suite settings
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -304,15 +305,20 @@ class RayConfig(_Section):
     object_store_mb: Annotated[int, msgspec.Meta(ge=75)] | None = None  # None: Ray's default (30% of RAM)
 
 
+class RestConfig(_Section):
+    """The Mem0-compatible REST API on the gateway's port (``gateway/rest``)."""
+
+    add_async: bool = True  # an add without ``async_mode`` is answered at once with an event_id (Mem0's default)
+    max_pending_adds: Annotated[int, msgspec.Meta(ge=1)] = 1024  # background adds waiting or running; then 429
+    keep_events: Annotated[int, msgspec.Meta(ge=1)] = 10000  # statuses of recent background adds, for polling
+
+
 class GatewayConfig(_Section):
     """The WebSocket front door: where it listens and the limits that keep one client from hurting others."""
 
     host: str = "127.0.0.1"
     port: int = 8765
     runtime: Literal["ray", "local"] = "ray"  # shard actors on Ray, or the engine in the gateway's process
-    # gateway processes sharing the port (SO_REUSEPORT; Ray runtime): fan-out past one process's core
-    processes: Annotated[int, msgspec.Meta(ge=1)] = 1
-    reuse_port: bool = False  # bind with SO_REUSEPORT (set for the siblings of ``processes`` > 1)
     token_secret_env: str = "MEMSTREAM_TOKEN_SECRET"  # HS256 secret; unset: a dev secret kept in data_dir
     token_ttl_s: int = 86400
     allowed_origins: list[str] | None = None  # browsers only; None admits any Origin
@@ -327,6 +333,24 @@ class GatewayConfig(_Section):
     auth_timeout_s: float = 30.0
     request_timeout_s: float = 600.0
     shutdown_grace_s: float = 60.0
+    rest: RestConfig = msgspec.field(default_factory=RestConfig)
+
+
+class WebhooksConfig(_Section):
+    """Signed webhooks fed from the journal (``gateway/webhooks``): retries, dead-letter, pacing."""
+
+    enabled: bool = True
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 8  # failures of one delivery before its owner is dead-lettered
+    backoff_base_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0  # first retry after about this long, doubling
+    backoff_max_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5  # this share of each wait is random
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0  # per delivery POST
+    concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16  # deliveries in flight (each owner one at a time)
+    poll_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0  # catch-up scan of every owner's head (the safety net)
+    # one gateway process delivers (a lease in the store); another takes over this long after it died
+    lease_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    batch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100  # events read from the journal per page
+    path: str = "webhooks.sqlite3"  # registrations and cursors beside an SQLite journal (relative to data_dir)
 
 
 class LogConfig(_Section):
@@ -347,6 +371,7 @@ class Config(_Section):
     graph_store: GraphStoreConfig = msgspec.field(default_factory=LadybugConfig)
     ray: RayConfig = msgspec.field(default_factory=RayConfig)
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
 
     def data_path(self, relative: str) -> Path:
@@ -391,7 +416,7 @@ def _check_paths(config: Config) -> Config:
     data_dir = config.data_dir
     if not data_dir or "\x00" in data_dir or (os.path.exists(data_dir) and not os.path.isdir(data_dir)):
         raise ConfigError(f"invalid configuration: data_dir must be a directory, got {data_dir!r} - at $.data_dir")
-    for section in ("vector_store", "journal", "graph_store"):
+    for section in ("vector_store", "journal", "graph_store", "webhooks"):
         relative = getattr(getattr(config, section), "path", None)
         if relative is not None:
             _contained(relative, f"$.{section}.path")

