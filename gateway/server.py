@@ -74,6 +74,7 @@ class Gateway:
                          select_subprotocol=_select_subprotocol,
                          process_request=self._http, max_size=self.settings.max_frame_bytes, origins=origins,
                          compression=None, ping_interval=20, ping_timeout=20, max_queue=16,
+                         reuse_port=self.settings.reuse_port or self.settings.processes > 1,
                          server_header="memstream", create_connection=self.web.connection_factory()) as server:
             self.port = server.sockets[0].getsockname()[1]
             log.info("gateway_listening", host=self.settings.host, port=self.port)

@@ -319,6 +319,9 @@ class GatewayConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 8765
     runtime: Literal["ray", "local"] = "ray"  # shard actors on Ray, or the engine in the gateway's process
+    # gateway processes sharing the port (SO_REUSEPORT; Ray runtime): fan-out past one process's core
+    processes: Annotated[int, msgspec.Meta(ge=1)] = 1
+    reuse_port: bool = False  # bind with SO_REUSEPORT (set for the siblings of ``processes`` > 1)
     token_secret_env: str = "MEMSTREAM_TOKEN_SECRET"  # HS256 secret; unset: a dev secret kept in data_dir
     token_ttl_s: int = 86400
     allowed_origins: list[str] | None = None  # browsers only; None admits any Origin
