@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import msgspec
@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 
 from gateway.auth import Grant, verify_token
+from gateway.host import Host
 from gateway.rest import account, memories
 from gateway.rest.api import Call, Route, Services
 from gateway.rest.background import BackgroundAdds
@@ -33,9 +34,6 @@ from gateway.rest.openapi import openapi_document
 from gateway.web.shared_port import SharedPortConnection
 from gateway.webhooks.admin import WebhookAdmin
 from runtime.errors import MemstreamError, Unauthenticated
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
 log = structlog.get_logger("memstream.gateway.rest")
 _encode = msgspec.json.Encoder().encode
@@ -65,7 +63,7 @@ class WebFace:
     """The HTTP side of one gateway: the application, its runner, the background adds and the
     webhook deliveries."""
 
-    def __init__(self, gateway: Gateway):
+    def __init__(self, gateway: Host):
         self.gateway = gateway
         settings = gateway.config.gateway.rest
         self.background = BackgroundAdds(capacity=settings.max_pending_adds, keep=settings.keep_events)
