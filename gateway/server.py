@@ -73,7 +73,8 @@ class Gateway:
                          subprotocols=[p.SUBPROTOCOL_MSGPACK, p.SUBPROTOCOL_JSON],
                          select_subprotocol=_select_subprotocol,
                          process_request=self._http, max_size=self.settings.max_frame_bytes, origins=origins,
-                         compression=None, ping_interval=20, ping_timeout=20, max_queue=16,
+                         compression=None, ping_interval=self.settings.ping_interval_s,
+                         ping_timeout=self.settings.ping_timeout_s, max_queue=16,
                          reuse_port=self.settings.reuse_port or self.settings.processes > 1,
                          server_header="memstream", create_connection=self.web.connection_factory()) as server:
             self.port = server.sockets[0].getsockname()[1]

@@ -336,6 +336,10 @@ class GatewayConfig(_Section):
     auth_timeout_s: float = 30.0
     request_timeout_s: float = 600.0
     shutdown_grace_s: float = 60.0
+    # websockets' keepalive: a client that answers no ping within the timeout is disconnected
+    # (None: no pings; e.g. a test that holds a reader still on purpose)
+    ping_interval_s: Annotated[float, msgspec.Meta(gt=0)] | None = 20.0
+    ping_timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = 20.0
     rest: RestConfig = msgspec.field(default_factory=RestConfig)
 
 

@@ -332,9 +332,11 @@ async def test_slow_subscriber_is_cut_off_with_resync_and_never_slows_writers(co
 
     config = msgspec.structs.replace(config, memory=msgspec.structs.replace(config.memory, subscriber_queue=8))
     async with AsyncMemory(config, llm=llm, embedder=embedder) as memory:
-        async with running_gateway(config, memory, outbound_queue=8) as gateway:
+        # no keepalive: a client that reads nothing cannot answer pings, and on a busy machine the
+        # writer's 300 adds outlast a ping timeout (the cut-off under test is resync, not keepalive)
+        async with running_gateway(config, memory, outbound_queue=8, ping_interval_s=None) as gateway:
             url = f"ws://127.0.0.1:{gateway.port}/ws"
-            slow_ws, slow = await raw_client(url, auth=token(), max_size=None)
+            slow_ws, slow = await raw_client(url, auth=token(), max_size=None, ping_interval=None)
             await slow.call({"type": "subscribe", "id": "s", "user_id": "hal"})
             # the slow subscriber now reads nothing while a writer adds large memories
             big = "a long memory about many things " * 900  # ~29 KB per event
