@@ -189,7 +189,7 @@ def plot(ax, results: dict[str, Any]) -> None:
     series = {f"memstream {mode}": [found["recall"][k] for k in keys] for mode, found in modes.items()}
     if locomo.get("mem0"):
         series["mem0ai"] = [locomo["mem0"]["recall"].get(k) for k in keys]
-    bars(ax, keys, series, "recall of evidence turns")
+    bars(ax, keys, series, "recall of evidence turns", shades={"memstream dense": 0.35, "memstream sparse": 0.65})
     ax.set_ylim(0, 1)
     ax.set_title(f"LOCOMO retrieval, raw turns, {locomo['questions']} questions")
 

@@ -167,14 +167,16 @@ def plain_ticks(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
 
 
-def bars(ax, labels: list[str], series: dict[str, list[float | None]], unit: str, log: bool = False) -> None:
-    """Grouped bars, one group per label and one colour per system, each bar with its value."""
+def bars(ax, labels: list[str], series: dict[str, list[float | None]], unit: str, log: bool = False,
+         shades: dict[str, float] | None = None) -> None:
+    """Grouped bars, one group per label and one colour per system, each bar with its value;
+    ``shades``: a lighter bar (alpha) for some series of one system (its variants)."""
     width = 0.8 / max(1, len(series))
     for j, (name, values) in enumerate(series.items()):
         xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(labels))]
         heights = [v or 0 for v in values]
         drawn = ax.bar(xs, heights, width, label=name, color=COLORS.get(name.split(" ")[0]),
-                       alpha=0.45 if "p99" in name else 1.0)  # tails lighter than medians
+                       alpha=(shades or {}).get(name, 0.45 if "p99" in name else 1.0))  # tails lighter
         for bar, v in zip(drawn, values):
             if v:
                 text = f"{v:.2f}" if v < 1 else f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
