@@ -17,7 +17,7 @@ from gateway.rest.bodies import AddBody, ListBody, PageQuery, ScopeQuery, Search
 from gateway.rest.errors import FieldError
 from runtime.errors import InvalidRequest
 from runtime.filters import parse_filters
-from runtime.messages import normalize_messages
+from runtime.messages import check_metadata, normalize_messages
 from runtime.model import make_scope
 
 
@@ -41,10 +41,12 @@ async def _add(call: Call, *, wrapped: bool) -> Any:
         raise FieldError("filters", "an add's filters may only name user_id, agent_id and run_id")
     messages = body.messages if isinstance(body.messages, str) else [
         p.ChatMessage(role=m.role, content=m.content, name=m.name) for m in body.messages]
-    try:
-        normalize_messages(msgspec.to_builtins(messages))
-    except InvalidRequest as exc:
-        raise FieldError("messages", str(exc)) from None
+    for field, check, value in (("messages", normalize_messages, msgspec.to_builtins(messages)),
+                                ("metadata", check_metadata, body.metadata)):
+        try:  # here, so that a background add is refused now rather than failing later
+            check(value)
+        except InvalidRequest as exc:
+            raise FieldError(field, str(exc)) from None
     owner = _owner(ids)
     call.grant.require("write", owner)
     frame = p.Add(id=call.frame_id(), messages=messages, metadata=body.metadata, infer=body.infer,

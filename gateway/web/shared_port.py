@@ -49,8 +49,8 @@ class SharedPortConnection(GatewayConnection):
             return
         head, transport = bytes(self._head), self._waiting
         assert transport is not None and self._give_up is not None
-        self._head, self._waiting = None, None
         self._give_up.cancel()
+        self._head = self._waiting = self._give_up = None
         if chosen == "websocket":
             super().connection_made(transport)
             super().data_received(head)

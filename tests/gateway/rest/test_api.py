@@ -148,6 +148,7 @@ async def test_the_token_decides_tenant_owners_and_rights(rest: Rest):
     ("POST", "/v3/memories/add/", {"messages": "hi"}, "user_id"),
     ("POST", "/v3/memories/add/", {"messages": "hi", "app_id": "shop", "user_id": "x"}, "app_id"),
     ("POST", "/v3/memories/add/", {"messages": "hi", "user_id": "x", "infer": "yes"}, "infer"),
+    ("POST", "/v3/memories/add/", {"messages": "hi", "user_id": "x", "metadata": {"k": "v" * 20000}}, "metadata"),
     ("POST", "/v3/memories/search/", {"query": "", "user_id": "x"}, "query"),
     ("POST", "/v3/memories/search/", {"query": "q", "user_id": "x", "top_k": 0}, "top_k"),
     ("POST", "/v3/memories/search/", {"query": "q", "filters": {"user_id": "x", "bad key": 1}}, "filters"),
