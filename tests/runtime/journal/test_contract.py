@@ -47,6 +47,7 @@ async def test_seq_is_per_owner_gapless_from_one(journal):
     assert [e.seq for e in b.entries] == [1]
     assert await journal.head("t1", "user:alice") == 3
     assert await journal.head("t2", "user:alice") == 0
+    assert await journal.heads("t1") == [("user:alice", 3), ("user:bob", 1)] and await journal.heads("t2") == []
     assert [e.memory_id for e in await journal.read("t1", "user:alice", after_seq=1)] == ["m2", "m4"]
     assert [e.seq for e in await journal.read("t1", "user:alice", after_seq=0, limit=2)] == [1, 2]
 
