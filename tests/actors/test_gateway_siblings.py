@@ -4,36 +4,17 @@ the same actors; a subscriber on either process gets every event of its owner.""
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import anyio
 import psutil
 from websockets.asyncio.client import connect
 
 from gateway.client import MemoryClient
+from tests.gateway.served import Served
 
-ROOT = Path(__file__).resolve().parents[2]
 MAX_CONNECTIONS = 64  # connections opened until both processes hold one (the kernel spreads them by hash)
-
-
-def read_until_listening(process: subprocess.Popen) -> tuple[str, str]:
-    lines: list[str] = []
-    url = token = None
-    while not (url and token):
-        line = process.stdout.readline()
-        assert line, "serve exited early:\n" + "".join(lines)
-        lines.append(line)
-        if match := re.search(r"listening on (ws://\S+)", line):
-            url = match.group(1)
-        if re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+\n", line):
-            token = line.strip()
-    return url, token
 
 
 def gateway_pids(parent: int, port: int) -> dict[int, int]:
@@ -51,17 +32,14 @@ def gateway_pids(parent: int, port: int) -> dict[int, int]:
 async def test_two_gateway_processes_share_the_port_and_the_actors(cluster, llm_server, tmp_path):
     import ray
 
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "MEMSTREAM_CONFIG": "test",
-           "MEMSTREAM_GATEWAY__PROCESSES": "2", "MEMSTREAM_RAY__NAMESPACE": f"siblings-{uuid.uuid4().hex[:8]}",
-           "MEMSTREAM_RAY__SHARDS": "1", "MEMSTREAM_LLM__PROVIDER": "openai", "MEMSTREAM_LLM__BASE_URL": llm_server,
-           "MEMSTREAM_LOG__LEVEL": "warning", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("MEMSTREAM_TOKEN_SECRET", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.cli", "serve", "--runtime", "ray", "--port", "0",
-         "--data-dir", str(tmp_path / "data")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    settings = {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, "MEMSTREAM_GATEWAY__PROCESSES": "2",
+                "MEMSTREAM_RAY__NAMESPACE": f"siblings-{uuid.uuid4().hex[:8]}", "MEMSTREAM_RAY__SHARDS": "1",
+                "MEMSTREAM_LLM__PROVIDER": "openai", "MEMSTREAM_LLM__BASE_URL": llm_server}
+    served = Served(tmp_path / "data", settings, runtime="ray")
+    process = served.process
     try:
-        url, token = await anyio.to_thread.run_sync(read_until_listening, process)
+        await anyio.to_thread.run_sync(served.wait_ready)
+        url, token = served.ws_url, served.token
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         sockets = []
         for _ in range(MAX_CONNECTIONS):
@@ -89,7 +67,4 @@ async def test_two_gateway_processes_share_the_port_and_the_actors(cluster, llm_
         assert not [p for p in psutil.process_iter(["cmdline"]) if "gateway-sibling.yaml" in " ".join(
             p.info["cmdline"] or []) and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+        served.stop()
