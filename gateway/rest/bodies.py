@@ -9,7 +9,7 @@ is answered with 400 naming it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -68,6 +68,9 @@ class SearchBody(_Scoped, kw_only=True):
     threshold: Annotated[float, Meta(ge=-1.0, le=1.0)] | None = None
     fallback: Annotated[bool, Meta(description="memstream: widen run -> agent -> user while too few "
                                                "results are found")] = False
+    mode: Annotated[Literal["dense", "sparse", "hybrid"], Meta(
+        description="memstream: ranking by meaning (dense), by keywords (sparse, BM25) or both fused "
+                    "(hybrid); the server's retrieval.mode when absent")] | None = None
 
 
 class ListBody(_Scoped, kw_only=True):

@@ -76,7 +76,8 @@ async def search(call: Call) -> r.SearchResults:
     ids, metadata = scopes.resolve(body.top_ids(), body.filters, metadata=body.metadata)
     await call.services.background.settled(call.tenant, _owner(ids))
     frame = p.Search(id=call.frame_id(), query=body.query, filters=_metadata_filter(metadata),
-                     limit=body.top_k or body.limit, threshold=body.threshold, fallback=body.fallback, **ids)
+                     limit=body.top_k or body.limit, threshold=body.threshold, fallback=body.fallback,
+                     mode=body.mode, **ids)
     return msgspec.convert(await call.services.dispatcher.run(call.grant, frame), r.SearchResults)
 
 

@@ -72,6 +72,13 @@ async def test_search_in_v1_v2_v3_shapes_with_metadata_filters(rest: Rest):
     assert [m["memory"] for m in v1["results"]] == [m["memory"] for m in v2["results"]] == \
         [m["memory"] for m in v3["results"]] == ["Plays chess"]
     assert isinstance(v3["results"][0]["score"], float)
+    for mode in ("dense", "sparse", "hybrid"):  # memstream's ranking choice, as over the WebSocket
+        ranked = await rest.ok("POST", "/v3/memories/search/", json={"query": "tennis", "mode": mode,
+                                                                     "filters": {"user_id": "cy"}})
+        assert ranked["results"][0]["memory"] == "Plays tennis", mode
+    status, refused = await rest.call("POST", "/v3/memories/search/", json={"query": "x", "mode": "fuzzy",
+                                                                            "user_id": "cy"})
+    assert status == 400 and refused["field"] == "mode", refused
 
 
 async def test_get_all_pages_with_count_and_links(rest: Rest):
