@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/memstream bench-engine
 	$(BIN)/memstream bench-runtime
 	$(BIN)/memstream bench-gateway
+	$(BIN)/memstream bench-memory --label current
 	$(BIN)/memstream bench-graph
 	$(BIN)/memstream bench
 	$(BIN)/memstream eval-extraction

@@ -163,6 +163,16 @@ async def search_with_hops(url: str, token: str, clients: int, per_client: int, 
             "hop_means_ms": {k: round(v, 3) for k, v in sorted(means.items())}}
 
 
+async def search_levels(server: Server, url: str, token: str, args: argparse.Namespace) -> dict:
+    """Each level of ``args.clients`` with its hops, then py-spy under the most clients."""
+    levels = {"search": [await search_with_hops(url, token, c, max(20, args.searches // c), args.users)
+                         for c in args.clients]}
+    if args.profile_seconds > 0:
+        levels["search_profile"] = await search_profile(server, url, token, max(args.clients),
+                                                        args.profile_seconds, args.users)
+    return levels
+
+
 async def search_profile(server: Server, url: str, token: str, clients: int, seconds: float, users: int) -> dict:
     """``clients`` search for ``seconds`` while py-spy samples the gateway, the shards and the embedder."""
     pids = {"gateway": server.process.pid}
@@ -274,11 +284,7 @@ async def run(args: argparse.Namespace) -> dict:
     try:
         url = await anyio.to_thread.run_sync(server.wait_ready)
         results["seed"] = await seed(url, token, args.memories, args.users)
-        results["search"] = [await search_with_hops(url, token, c, max(20, args.searches // c), args.users)
-                             for c in args.clients]
-        if args.profile_seconds > 0:
-            results["search_profile"] = await search_profile(server, url, token, max(args.clients),
-                                                             args.profile_seconds, args.users)
+        results.update(await search_levels(server, url, token, args))
         results["subscribers"] = [await subscriber_latency(url, token, s, args.events, args.subscriber_processes)
                                   for s in args.subscribers]
         results["idle"] = await idle_connections(server, url, token, args.idle)

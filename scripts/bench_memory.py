@@ -21,17 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import anyio
-from aiohttp import web
 
 from gateway.auth import mint_token
 from gateway.client import MemoryClient
 from scripts.bench_gateway import QUERIES, SECRET, Server, seed
-from scripts.fake_llm_server import make_app
-from scripts.machine import describe
+from scripts.fake_llm_server import stand_in_llm
+from scripts.machine import describe, store_labelled_run
 from scripts.process_memory import tree_memory
 
 
@@ -67,20 +67,17 @@ def snapshot(server: Server, settle_s: float) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    async with AsyncExitStack() as stack:
+        llm_url = await stack.enter_async_context(stand_in_llm(0.2)) if args.llm == "stand-in" else None
+        return await measure(args, llm_url)
+
+
+async def measure(args: argparse.Namespace, llm_url: str | None) -> dict[str, Any]:
     env = dict(item.split("=", 1) for item in args.env)
-    runner = None
-    llm_url = None
-    if args.llm == "stand-in":
-        runner = web.AppRunner(make_app(0.2))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        llm_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    data_dir = tempfile.mkdtemp(prefix="memstream-bench-memory-")
-    server = CheckoutServer(data_dir, llm_url, env, args.checkout)
+    server = CheckoutServer(tempfile.mkdtemp(prefix="memstream-bench-memory-"), llm_url, env, args.checkout)
     token = mint_token(SECRET, tenant="default", owners=["*"], rights=["read", "write"], ttl_s=86400)
     result: dict[str, Any] = {"machine": describe(), "llm": args.llm, "env": env,
-                              "checkout": _commit(args.checkout)}
+                              "checkout": commit_of(args.checkout)}
     try:
         url = await anyio.to_thread.run_sync(server.wait_ready)
         result["started"] = await anyio.to_thread.run_sync(snapshot, server, args.settle)
@@ -90,12 +87,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["after_searches"] = await anyio.to_thread.run_sync(snapshot, server, args.settle)
     finally:
         server.stop()
-        if runner is not None:
-            await runner.cleanup()
     return result
 
 
-def _commit(checkout: str | None) -> str:
+def commit_of(checkout: str | None) -> str:
     where = checkout or str(Path(__file__).resolve().parents[1])
     try:
         head = subprocess.run(["git", "-C", where, "log", "-1", "--format=%h %s"], capture_output=True,
@@ -128,13 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before each measurement")
     parser.add_argument("--out", default="bench/results/memory.json")
     args = parser.parse_args(argv)
-    run_result = anyio.run(run, args)
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.is_file() else {"benchmark": "memory", "runs": {}}
-    results["runs"][args.label] = run_result
-    results["summary"] = {label: headline(r) for label, r in results["runs"].items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    results = store_labelled_run(args.out, "memory", args.label, anyio.run(run, args), headline)
     print(json.dumps(results["summary"], indent=2))
 
 

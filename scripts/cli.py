@@ -19,6 +19,7 @@
     memstream bench-runtime      actor-runtime add throughput and ingestion benchmark (JSON out)
     memstream bench-gateway      gateway search latency, event fan-out, idle connections (JSON out)
     memstream bench-memory       memory of `memstream serve` by process (PSS) after seeding (JSON out)
+    memstream bench-search       search over the wire, this checkout or another (before / after, JSON out)
     memstream bench-graph        graph memory: add overhead per turn, relation search at 10k entities (JSON out)
     memstream gpu-check          on a GPU machine: the gpu-marked tests and a throughput benchmark (JSON out)
 """
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
                    add_help=False)
     sub.add_parser("bench-graph", help="graph memory benchmark (JSON out)", add_help=False)
     sub.add_parser("bench-memory", help="memory of `memstream serve` by process (JSON out)", add_help=False)
+    sub.add_parser("bench-search", help="search over the wire, before / after a change (JSON out)", add_help=False)
     sub.add_parser("gpu-check", help="GPU tests and throughput benchmark (JSON out)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     config_name = args.config or os.environ.get("MEMSTREAM_CONFIG") or "local"
@@ -291,6 +293,10 @@ def main(argv: list[str] | None = None) -> None:
             from scripts.bench_memory import main as memory_main
 
             memory_main(rest)
+        elif args.command == "bench-search":
+            from scripts.bench_search import main as search_main
+
+            search_main(rest)
         elif args.command == "gpu-check":
             from scripts.gpu_check import main as gpu_check_main
 

