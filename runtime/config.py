@@ -9,8 +9,9 @@ Environment variables use ``__`` between levels:
 ``MEMSTREAM_JOURNAL__DSN=postgresql://...``. ``MEMSTREAM_CONFIG`` names a YAML file or a
 preset (``local``, ``test``, ``cluster``).
 
-Over 400 lines on purpose: this is the catalogue of every setting, one Struct per section with
-its defaults and units beside each field, read top to bottom; the loader is the last ~100 lines.
+Over 400 lines on purpose: it is the catalogue of every setting, one Struct per section with its
+defaults and units beside each field, read top to bottom, then ``load_config``. Where each layer
+comes from (a YAML file or preset, the environment) and how layers merge: ``runtime.config_layers``.
 """
 
 from __future__ import annotations
@@ -20,18 +21,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-import yaml
 
+from runtime.config_layers import from_env, merge, read_yaml
 from runtime.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PRESETS_DIR = PROJECT_ROOT / "configs"
-ENV_PREFIX = "MEMSTREAM_"
-# Environment variables that are settings of their own, not config-tree paths.
-_ENV_NOT_CONFIG = {"MEMSTREAM_CONFIG", "MEMSTREAM_QDRANT_URL", "MEMSTREAM_MEMGRAPH_URL", "MEMSTREAM_POSTGRES_DSN",
-                   "MEMSTREAM_CACHE_DIR", "MEMSTREAM_TOKEN_SECRET",
-                   "MEMSTREAM_FUZZ_FRAMES", "MEMSTREAM_RELIABILITY_JSON",
-                   "MEMSTREAM_SCHEMATHESIS_EXAMPLES"}  # test-suite settings
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -391,23 +385,6 @@ _DEFAULT_PROVIDERS = {"llm": "vllm", "embedder": "sentence_transformers", "vecto
                       "graph_store": "ladybug"}
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            # switching provider drops the other provider's fields
-            if "provider" in value and value["provider"] != out[key].get("provider"):
-                out[key] = dict(value)
-            else:
-                out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-MAX_CONFIG_BYTES = 1 << 20
-
-
 def _contained(relative: str, field: str) -> Path:
     """A path relative to ``data_dir`` that cannot leave it; ConfigError naming the field otherwise."""
     path = Path(relative)
@@ -430,43 +407,6 @@ def _check_paths(config: Config) -> Config:
     return config
 
 
-def _read_yaml(source: str) -> dict[str, Any]:
-    path = Path(source)
-    if not path.suffix and path.name == source and (PRESETS_DIR / f"{source}.yaml").is_file():
-        path = PRESETS_DIR / f"{source}.yaml"  # a preset by bare name only
-    try:
-        if not path.is_file():  # a folder, a device (/dev/zero), a FIFO: not a config file
-            raise FileNotFoundError(source) if not path.exists() else ConfigError(
-                f"config file {source} is not a regular file")
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {source} is larger than {MAX_CONFIG_BYTES} bytes")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {source}") from None
-    except (OSError, ValueError, RecursionError) as exc:  # unreadable, not UTF-8, nested too deep
-        raise ConfigError(f"config file {source} cannot be read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {source} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {source} must hold a mapping at the top level")
-    return data
-
-
-def _from_env(environ: dict[str, str]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_CONFIG:
-            continue
-        path = name[len(ENV_PREFIX):].lower().split("__")
-        node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"environment variable {name} conflicts with another MEMSTREAM_ variable")
-        node[path[-1]] = value
-    return tree
-
-
 def load_config(
     source: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -477,10 +417,10 @@ def load_config(
     layers: dict[str, Any] = {}
     source = source or environ.get("MEMSTREAM_CONFIG")
     if source:
-        layers = _merge(layers, _read_yaml(str(source)))
-    layers = _merge(layers, _from_env(environ))
+        layers = merge(layers, read_yaml(str(source)))
+    layers = merge(layers, from_env(environ))
     if overrides:
-        layers = _merge(layers, overrides)
+        layers = merge(layers, overrides)
     for section, provider in _DEFAULT_PROVIDERS.items():
         if isinstance(layers.get(section), dict):
             layers[section].setdefault("provider", provider)
