@@ -217,9 +217,9 @@ class MemoryPolicy(_Section):
     # a fact is shown to the decision call only with stored memories at least this similar (cosine,
     # all-MiniLM-L6-v2); a fact with none is an ADD without a call. Tuned on `memstream eval-memory`
     decision_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.3
-    # a fact is already known (not added again) when a memory it leaves true is at least this
-    # similar; "Works night shifts" / "Is on day shifts now" are 0.70 apart, rewordings above 0.85
-    known_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.85
+    # the LLM's NONE ("already known") stands only for a memory at least this similar; below it the
+    # fact is added: a small model says NONE for new facts that merely share a topic
+    known_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.7
     llm_retries: int = 2
     mailbox_capacity: int = 64
     subscriber_queue: int = 1024  # live events buffered per subscriber before it is told to resync

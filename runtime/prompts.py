@@ -37,44 +37,46 @@ EXTRACTION_EXAMPLES: tuple[tuple[str, str], ...] = (
     ),
 )
 
+DECISION_INSTRUCTIONS = """\
+You keep a user's memory up to date. You get the existing memories, each with an id, and \
+new facts. Answer every new fact, in order, with one event:
+- ADD: the fact is new and every existing memory stays true. Use id "new".
+- UPDATE: the fact and an existing memory cannot both be true now (another city, another \
+job, another diet): the fact replaces that memory. Use that memory's id.
+- DELETE: the fact only says an existing memory is no longer true. Use that memory's id.
+- NONE: an existing memory already says the same thing. Use that memory's id.
+A fact that adds a detail about the same person or thing is an ADD. When unsure, answer ADD.
+Answer with JSON only: {"decisions": [{"fact": "...", "event": "...", "id": "..."}]}."""
 
-_CHANGES = """Usually it is: another topic, another detail, another person or pet. It is no longer \
-true only when the same thing gets a new value (another city, another job, another diet) or \
-ended (stopped, quit, left, sold, died).
-Answer with JSON only: {"still_true": "yes"} or {"still_true": "no"}."""
-
-AFTER_FACT_INSTRUCTIONS = ("You keep a user's memory up to date. You get one stored memory about the user and one "
-                           "new fact about the user. Question: is the stored memory still true after the new "
-                           "fact? " + _CHANGES)
-AFTER_TURN_INSTRUCTIONS = ("You keep a user's memory up to date. You get one stored memory about the user and what "
-                           "the user just said. Question: is the stored memory still true after what the user "
-                           "said? " + _CHANGES)
-
-# (memory, new fact, what the user said, still true?). At least as many "yes" as "no": the 0.5B
-# default leans to "no", and a wrong "no" loses a memory
-_VERDICT_CASES = (
-    ("Lives in Berlin", "Lives in Paris", "We moved to Paris in May", "no"),
-    ("Likes rock music", "Likes jazz", "I really like jazz too", "yes"),
-    ("Has a dog named Rex", "Rex died", "Our dog Rex died last night", "no"),
-    ("Name is Tom", "Wife is named Ana", "My wife Ana is a doctor", "yes"),
-    ("Has a daughter named Emma", "Emma is 7 years old", "Emma turned 7 today", "yes"),
-    ("Works as a nurse", "Works as a teacher", "I changed careers, I teach maths now", "no"),
-    ("Has a dog named Rex", "Lives in Lyon", "I live in Lyon", "yes"),
-    ("Plays football on Sundays", "No longer plays football", "I gave up football after my knee injury", "no"),
-    ("Has asthma", "Uses an inhaler every day", "I use my inhaler every morning", "yes"),
-    ("Is vegetarian", "Is vegan", "I'm fully vegan since March", "no"),
-    ("Name is Tom", "Has a cat named Mia", "We have a cat called Mia", "yes"),
-    ("Drinks coffee", "Drinks green tea", "I also like green tea", "yes"),
+DECISION_EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        'Existing memories:\n[{"id": "0", "text": "Lives in Berlin"}, {"id": "1", "text": "Likes rock music"}]\n'
+        'New facts:\n["Lives in Paris", "Likes jazz"]',
+        '{"decisions": [{"fact": "Lives in Paris", "event": "UPDATE", "id": "0"}, '
+        '{"fact": "Likes jazz", "event": "ADD", "id": "new"}]}',
+    ),
+    (
+        'Existing memories:\n[{"id": "0", "text": "Is vegetarian"}, {"id": "1", "text": "Has a dog named Rex"}, '
+        '{"id": "2", "text": "Works as a nurse"}]\n'
+        'New facts:\n["Is a vegetarian", "No longer has a dog", "Has a cat named Mia", "Works as a teacher"]',
+        '{"decisions": [{"fact": "Is a vegetarian", "event": "NONE", "id": "0"}, '
+        '{"fact": "No longer has a dog", "event": "DELETE", "id": "1"}, '
+        '{"fact": "Has a cat named Mia", "event": "ADD", "id": "new"}, '
+        '{"fact": "Works as a teacher", "event": "UPDATE", "id": "2"}]}',
+    ),
+    (
+        'Existing memories:\n[{"id": "0", "text": "Is vegetarian"}, {"id": "1", "text": "Drinks coffee"}]\n'
+        'New facts:\n["Is vegan", "Drinks green tea"]',
+        '{"decisions": [{"fact": "Is vegan", "event": "UPDATE", "id": "0"}, '
+        '{"fact": "Drinks green tea", "event": "ADD", "id": "new"}]}',
+    ),
+    (
+        'Existing memories:\n[{"id": "0", "text": "Has a daughter named Emma"}, {"id": "1", "text": "Name is Tom"}]\n'
+        'New facts:\n["Emma is 7 years old", "Takes Emma to school every morning"]',
+        '{"decisions": [{"fact": "Emma is 7 years old", "event": "ADD", "id": "new"}, '
+        '{"fact": "Takes Emma to school every morning", "event": "ADD", "id": "new"}]}',
+    ),
 )
-
-
-def _verdict_examples(label: str, column: int) -> tuple[tuple[str, str], ...]:
-    return tuple((f"Memory: {json.dumps(case[0])}\n{label}: {json.dumps(case[column])}",
-                  json.dumps({"still_true": case[3]})) for case in _VERDICT_CASES)
-
-
-AFTER_FACT_EXAMPLES = _verdict_examples("New fact", 1)
-AFTER_TURN_EXAMPLES = _verdict_examples("User said", 2)
 
 
 def _render(instructions: str, examples: tuple[tuple[str, str], ...], body: str) -> list[dict[str, str]]:
@@ -104,28 +106,47 @@ def facts_schema(max_facts: int, max_chars: int) -> dict[str, Any]:
     }
 
 
-def verdict_schema() -> dict[str, Any]:
-    return {"type": "object", "properties": {"still_true": {"type": "string", "enum": ["yes", "no"]}},
-            "required": ["still_true"], "additionalProperties": False}
+def decision_schema(facts: list[str], candidates: list[list[str]]) -> dict[str, Any]:
+    """One answer per fact, in order (``prefixItems``): the constrained decoder writes each fact
+    itself, so the model cannot skip one, and each answer's id is an enum of the small ids of that
+    fact's own neighbours - ADD goes with "new", a change with a shown id, so no id can be invented."""
+    events = ["UPDATE", "DELETE", "NONE"]
 
+    def answer(fact: str, ids: list[str]) -> dict[str, Any]:
+        def shape(event: list[str], id_: list[str]) -> dict[str, Any]:
+            return {"type": "object",
+                    "properties": {"fact": {"type": "string", "enum": [fact]},
+                                   "event": {"type": "string", "enum": event},
+                                   "id": {"type": "string", "enum": id_}},
+                    "required": ["fact", "event", "id"], "additionalProperties": False}
+        return {"anyOf": [shape(["ADD"], ["new"]), shape(events, ids)]}
 
-def render_after_fact(memory: str, fact: str) -> list[dict[str, str]]:
-    """Is one stored memory still true after one new fact? (Both last: the instructions and
-    examples are the shared prefix.)"""
-    body = f"Memory: {json.dumps(memory, ensure_ascii=False)}\nNew fact: {json.dumps(fact, ensure_ascii=False)}"
-    return _render(AFTER_FACT_INSTRUCTIONS, AFTER_FACT_EXAMPLES, body)
-
-
-def render_after_turn(memory: str, said: str) -> list[dict[str, str]]:
-    """Is one stored memory still true after what the user just said?"""
-    body = f"Memory: {json.dumps(memory, ensure_ascii=False)}\nUser said: {json.dumps(said, ensure_ascii=False)}"
-    return _render(AFTER_TURN_INSTRUCTIONS, AFTER_TURN_EXAMPLES, body)
+    return {
+        "type": "object",
+        "properties": {
+            "decisions": {
+                "type": "array",
+                "prefixItems": [answer(fact, ids) for fact, ids in zip(facts, candidates)],
+                "items": False,
+                "minItems": len(facts),
+                "maxItems": len(facts),
+            }
+        },
+        "required": ["decisions"],
+        "additionalProperties": False,
+    }
 
 
 def render_extraction(conversation: str) -> list[dict[str, str]]:
     """No date: the 0.5B default copied "Today is ..." into facts ("Is 2026-12-03"), and relative
     times ("last month") stay as the user said them."""
     return _render(EXTRACTION_INSTRUCTIONS, EXTRACTION_EXAMPLES, conversation)
+
+
+def render_decision(existing: list[dict[str, str]], facts: list[str]) -> list[dict[str, str]]:
+    body = (f"Existing memories:\n{json.dumps(existing, ensure_ascii=False)}\n"
+            f"New facts:\n{json.dumps(facts, ensure_ascii=False)}")
+    return _render(DECISION_INSTRUCTIONS, DECISION_EXAMPLES, body)
 
 
 RELATIONS_INSTRUCTIONS = """\

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -84,6 +84,33 @@ def parse_facts(raw: Any, *, max_facts: int, max_chars: int, conversation: str |
     return facts[:max_facts]
 
 
+class IdMap:
+    """Shows the LLM small integer ids instead of UUIDs, and maps its answer back."""
+
+    def __init__(self, memory_ids: Iterable[str]):
+        self._to_small: dict[str, str] = {}
+        for memory_id in memory_ids:
+            self._to_small.setdefault(memory_id, str(len(self._to_small)))
+        self._to_uuid = {small: memory_id for memory_id, small in self._to_small.items()}
+
+    @property
+    def small_ids(self) -> list[str]:
+        return list(self._to_uuid)
+
+    def resolve(self, small_id: str) -> str | None:
+        return self._to_uuid.get(str(small_id).strip())
+
+    def small_id(self, memory_id: str) -> str:
+        return self._to_small[memory_id]
+
+    def __len__(self) -> int:
+        return len(self._to_uuid)
+
+
+def existing_for_prompt(idmap: IdMap, memories: dict[str, MemoryRecord]) -> list[dict[str, str]]:
+    return [{"id": small, "text": memories[idmap.resolve(small)].text} for small in idmap.small_ids]
+
+
 class DecisionPlan(msgspec.Struct, frozen=True):
     """Which facts are settled without the LLM and which it must decide, against which memories."""
 
@@ -119,64 +146,47 @@ def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: 
     return DecisionPlan(settled=settled, asked=asked, candidates=candidates, shown=shown)
 
 
-def pair_questions(plan: DecisionPlan) -> list[tuple[int, str]]:
-    """Every (asked fact, close memory) pair, each fact's memories most similar first.
+def parse_fact_decisions(raw: Any, *, facts: list[str], idmap: IdMap,
+                         similarity: list[dict[str, float]] | None = None, known_at: float = -1.0) -> list[Decision]:
+    """Validate ``{"decisions": [{"fact", "event", "id"}, ...]}``: one answer per fact, in order.
 
-    The decision is asked one memory at a time: a 0.5B model answers "is this memory still true?"
-    far better than it picks one of four events against a list of memories, and a fact that ends
-    several memories ("Pixel died": the cat, its age) is seen against each of them."""
-    return [(index, memory_id)
-            for index, similar in enumerate(plan.candidates)
-            for memory_id in sorted(similar, key=lambda m: -similar[m])]
-
-
-def memories_to_check(plan: DecisionPlan) -> list[str]:
-    """Every memory close to an asked fact, once, most similar first."""
-    best: dict[str, float] = {}
-    for similar in plan.candidates:
-        for memory_id, score in similar.items():
-            best[memory_id] = max(score, best.get(memory_id, score))
-    return sorted(best, key=lambda m: -best[m])
-
-
-def user_statements(messages: list[Message]) -> str:
-    """What the user said in a turn (the whole transcript when no message is the user's)."""
-    said = "\n".join(m.content.strip() for m in messages if m.role == "user" and m.content.strip())
-    return said or "\n".join(m.content.strip() for m in messages if m.role != "system" and m.content.strip())
-
-
-def parse_verdict(raw: Any) -> bool:
-    """``{"still_true": "yes" | "no"}`` → whether the memory stays true."""
+    Every fact ends in an explicit outcome: a fact the answer leaves out is an ADD (never dropped);
+    an id that was never shown is an error (the call is retried); a second change to a memory that
+    an earlier fact of the same turn already changed becomes an ADD of its fact; a NONE ("already
+    known") for a memory less similar than ``known_at`` is an ADD - a small model says NONE for new
+    facts that merely share a topic. An UPDATE's new text is the fact itself: facts are already
+    short third-person sentences, and a small model asked to merge two texts rewrites them badly."""
     data = _load(raw)
-    answer = data.get("still_true") if isinstance(data, dict) else None
-    if answer not in ("yes", "no"):
-        raise LLMOutputError('LLM output must be an object {"still_true": "yes" or "no"}')
-    return answer == "yes"
-
-
-def decide_from_verdicts(plan: DecisionPlan, after_fact: dict[tuple[int, str], bool],
-                         after_turn: dict[str, bool], *, known_at: float) -> list[Decision]:
-    """The asked facts' decisions from two verdicts per memory: still true after the fact
-    (``after_fact``, per pair) and still true after what the user said (``after_turn``). A fact
-    ends a memory only when both say no: the 0.5B default says "no" too readily to either alone
-    (against a fact it takes a wife's name for a new name of the user's; against the turn, its
-    errors fall elsewhere). Of the memories a fact ends, the most similar becomes the fact (UPDATE)
-    and the others are deleted; a fact that ends nothing is added, unless a memory at least
-    ``known_at`` similar already says it. A missing verdict is a "yes": nothing is lost. A memory
-    an earlier fact of the turn changed is left to that fact."""
+    if not isinstance(data, dict) or not isinstance(data.get("decisions"), list):
+        raise LLMOutputError('LLM output must be an object {"decisions": [{"fact", "event", "id"}, ...]}')
+    answers = data["decisions"]
     decisions: list[Decision] = []
     touched: set[str] = set()
-    for index, fact in enumerate(plan.asked):
-        similar = plan.candidates[index]
-        ranked = sorted(similar, key=lambda m: -similar[m])
-        ended = [m for m in ranked if m not in touched
-                 and not after_fact.get((index, m), True) and not after_turn.get(m, True)]
-        if ended:
-            decisions.append(Decision("UPDATE", fact, ended[0]))
-            decisions.extend(Decision("DELETE", "", m) for m in ended[1:])
-            touched.update(ended)
-        elif not any(similar[m] >= known_at for m in ranked if m not in touched):
+    for index, fact in enumerate(facts):
+        item = answers[index] if index < len(answers) else {"event": "ADD", "id": "new"}
+        if not isinstance(item, dict):
+            raise LLMOutputError(f"decisions[{index}] must be an object")
+        event = str(item.get("event", "")).upper()
+        if event not in ("ADD", "UPDATE", "DELETE", "NONE"):
+            raise LLMOutputError(f"decisions[{index}].event must be ADD, UPDATE, DELETE or NONE, got {event!r}")
+        if event == "ADD":
             decisions.append(Decision("ADD", fact))
+            continue
+        memory_id = idmap.resolve(str(item.get("id", "")))
+        if memory_id is None:
+            raise LLMOutputError(f"decisions[{index}] refers to id {item.get('id')!r}, which was never shown "
+                                 "to the LLM")
+        if event == "NONE" and similarity is not None and similarity[index].get(memory_id, -1.0) < known_at:
+            decisions.append(Decision("ADD", fact))
+            continue
+        if memory_id in touched:
+            if event != "NONE":
+                decisions.append(Decision("ADD", fact))
+            continue
+        if event == "NONE":
+            continue
+        touched.add(memory_id)
+        decisions.append(Decision(event, fact if event == "UPDATE" else "", memory_id))
     return decisions
 
 

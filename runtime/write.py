@@ -27,7 +27,7 @@ from runtime.errors import InvalidRequest
 from runtime.extraction import ask, extract_facts, extract_relations
 from runtime.messages import check_metadata, normalize_messages
 from runtime.model import EntryDraft, JournalEntry, MemoryRecord, Scope, make_scope
-from runtime.prompts import render_after_fact, render_after_turn, verdict_schema
+from runtime.prompts import decision_schema, render_decision
 from runtime.recovery import Projections
 from runtime.results import change_dict
 from runtime.timings import StageTimes, Stopwatch
@@ -147,7 +147,7 @@ class Writer:
             if not infer:
                 return reconcile.verbatim_decisions(messages), {}, {}
             found = facts if facts is not None else await self._extract(messages, watch)
-            return await self._reconcile(found, fact_vectors, messages, scope, tenant, watch)
+            return await self._reconcile(found, fact_vectors, scope, tenant, watch)
 
         graph_step = None
         if self.ctx.graph_enabled and infer:
@@ -226,8 +226,8 @@ class Writer:
         watch.lap("extraction", started)
         return facts
 
-    async def _reconcile(self, facts: list[str], fact_vectors: list[list[float]] | None, messages: list,
-                         scope: Scope, tenant: str, watch: Stopwatch):
+    async def _reconcile(self, facts: list[str], fact_vectors: list[list[float]] | None, scope: Scope,
+                         tenant: str, watch: Stopwatch):
         """The facts' neighbours among the stored memories, and the decision step for the facts that
         have one (``reconcile.plan_decisions``): the decisions, the memories shown, the facts' vectors."""
         policy = self.ctx.config.memory
@@ -245,35 +245,15 @@ class Writer:
         plan = reconcile.plan_decisions(facts, hits, threshold=policy.decision_threshold)
         if not plan.asked:
             return plan.settled, plan.shown, known
+        idmap = reconcile.IdMap(plan.shown)
         started = time.perf_counter()
-        after_fact, after_turn = await self._verdicts(plan, reconcile.user_statements(messages))
-        decided = reconcile.decide_from_verdicts(plan, after_fact, after_turn, known_at=policy.known_threshold)
+        decided = await ask(
+            await self.ctx.llm(), "decision",
+            render_decision(reconcile.existing_for_prompt(idmap, plan.shown), plan.asked),
+            decision_schema(plan.asked, [[idmap.small_id(m) for m in ids] for ids in plan.candidates]),
+            lambda raw: reconcile.parse_fact_decisions(raw, facts=plan.asked, idmap=idmap, similarity=plan.candidates,
+                                                       known_at=policy.known_threshold),
+            retries=policy.llm_retries,
+        )
         watch.lap("decision", started)
         return [*plan.settled, *decided], plan.shown, known
-
-    async def _verdicts(self, plan: reconcile.DecisionPlan,
-                        said: str) -> tuple[dict[tuple[int, str], bool], dict[str, bool]]:
-        """Is each close memory still true after each fact, and after what the user said: small
-        constrained calls, all in flight at once (vLLM batches them; their instructions come from
-        its prefix cache). The first failure is raised as itself, once every call has ended."""
-        llm, retries = await self.ctx.llm(), self.ctx.config.memory.llm_retries
-        after_fact: dict[tuple[int, str], bool] = {}
-        after_turn: dict[str, bool] = {}
-        failures: list[Exception] = []
-
-        async def judge(into: dict, key: Any, messages: list[dict[str, str]]) -> None:
-            try:
-                into[key] = await ask(llm, "decision", messages, verdict_schema(), reconcile.parse_verdict,
-                                      retries=retries)
-            except Exception as exc:
-                failures.append(exc)
-
-        async with anyio.create_task_group() as tg:
-            for index, memory_id in reconcile.pair_questions(plan):
-                tg.start_soon(judge, after_fact, (index, memory_id),
-                              render_after_fact(plan.shown[memory_id].text, plan.asked[index]))
-            for memory_id in reconcile.memories_to_check(plan):
-                tg.start_soon(judge, after_turn, memory_id, render_after_turn(plan.shown[memory_id].text, said))
-        if failures:
-            raise failures[0]
-        return after_fact, after_turn

@@ -5,7 +5,7 @@ throughput can be measured against a known LLM latency (the LLM-bound ceiling is
 users ÷ (calls per turn × latency)):
 
 - a ``facts`` schema: the user's clauses, split on punctuation and "and";
-- a ``still_true`` schema (the decision step's verdicts): "yes", every stored memory stays true;
+- a ``decisions`` schema: NONE for a fact that equals an existing memory, else ADD;
 - a ``relations`` schema (graph memory): "I <verb> [prep] <thing>" clauses as triples;
 - mem0ai's single-call "additive extraction" (``json_object``, no schema, a ``## New Messages``
   section): the same clauses as for ``facts``, as ``{"memory": [{"text": ...}]}`` - so memstream
@@ -41,6 +41,16 @@ def extract_facts(conversation: str, max_items: int, max_chars: int) -> list[str
     return facts[:max_items]
 
 
+def decide(prompt: str) -> list[dict[str, Any]]:
+    existing_json = prompt.split("Existing memories:\n", 1)[1].split("\nNew facts:\n", 1)[0]
+    facts_json = prompt.split("\nNew facts:\n", 1)[1]
+    existing = {item["text"]: item["id"] for item in json.loads(existing_json)}
+    return [
+        {"fact": f, "event": "NONE", "id": existing[f]} if f in existing else {"fact": f, "event": "ADD", "id": "new"}
+        for f in json.loads(facts_json)
+    ]
+
+
 def answer(body: dict[str, Any]) -> str:
     fmt = body.get("response_format") or {}
     schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {}
@@ -51,8 +61,8 @@ def answer(body: dict[str, Any]) -> str:
         conversation = prompt.split("\n", 1)[1] if prompt.startswith("Today is") else prompt
         return json.dumps({"facts": extract_facts(conversation, spec.get("maxItems", 8),
                                                   spec.get("items", {}).get("maxLength", 200))})
-    if "still_true" in properties:
-        return json.dumps({"still_true": "yes"})
+    if "decisions" in properties:
+        return json.dumps({"decisions": decide(prompt)})
     if "relations" in properties:
         spec = properties["relations"]
         conversation = prompt.split("\n", 1)[1] if prompt.startswith("Today is") else prompt

@@ -20,7 +20,7 @@ from actors.placement import start_replicas
 from actors.remote import RemoteLLM
 from actors.resources import ClusterShape, extractor_plan
 from runtime.config import load_config
-from runtime.prompts import facts_schema, render_after_fact, render_extraction, verdict_schema
+from runtime.prompts import decision_schema, facts_schema, render_decision, render_extraction
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +80,9 @@ async def test_structured_outputs_and_prefix_cache_hits_across_users(vllm_extrac
     assert rate > 0.5
     assert after["prefix_cache_hit_rate"] > 0
 
-    verdict = await llm.complete_json(render_after_fact("Lives in Rome", "Moved to Lyon"), verdict_schema(),
-                                      name="decision")
-    assert json.loads(verdict)["still_true"] in ("yes", "no")  # constrained: one of the two answers
+    decision = await llm.complete_json(
+        render_decision([{"id": "0", "text": "Lives in Rome"}], ["Moved to Lyon"]),
+        decision_schema(["Moved to Lyon"], [["0"]]), name="decide")
+    [answer] = json.loads(decision)["decisions"]  # constrained: one answer for the one fact
+    assert answer["fact"] == "Moved to Lyon" and answer["id"] in ("0", "new")
 

@@ -21,14 +21,6 @@ def facts(*items: str) -> dict:
     return {"facts": list(items)}
 
 
-def ends(*memories: str):
-    """A verdict reply: the memories named are no longer true, every other one still is."""
-    def reply(messages: list[dict[str, str]]) -> dict:
-        shown = messages[-1]["content"].splitlines()[0].removeprefix("Memory: ").strip('"')
-        return {"still_true": "no" if shown in memories else "yes"}
-    return reply
-
-
 async def test_add_then_update_keeps_one_city_and_a_full_history(memory: AsyncMemory, llm: ScriptedLLM):
     llm.push(facts("Name is Alice", "Lives in Berlin", "Is vegetarian"))
     first = await memory.add([{"role": "user", "content": "I'm Alice, I moved to Berlin and I'm vegetarian"}],
@@ -36,14 +28,19 @@ async def test_add_then_update_keeps_one_city_and_a_full_history(memory: AsyncMe
     assert [r["event"] for r in first["results"]] == ["ADD", "ADD", "ADD"]
     assert len(llm.calls) == 1  # nothing existed yet: no decision call
 
-    llm.push(facts("Lives in Paris"))
-    llm.push_for("decision", *[ends("Lives in Berlin")] * 2)  # after the fact, and after the turn
+    def decide(messages):
+        prompt = messages[-1]["content"]
+        berlin = next(line for line in prompt.splitlines() if "Berlin" in line)
+        assert "Lives in Paris" in prompt and '"id": "' in berlin
+        small_id = berlin.split('"id": "')[1].split('"')[0]
+        assert "Is vegetarian" not in prompt  # not similar to the fact: not shown
+        return {"decisions": [{"fact": "Lives in Paris", "event": "UPDATE", "id": small_id}]}
+
+    llm.push(facts("Lives in Paris"), decide)
     second = await memory.add("Actually I moved to Paris last month", **ALICE)
     [change] = second["results"]
     assert change["event"] == "UPDATE" and change["previous_memory"] == "Lives in Berlin"
-    asked = [c["messages"][-1]["content"] for c in llm.calls if c["name"] == "decision"]
-    assert sorted(asked) == ['Memory: "Lives in Berlin"\nNew fact: "Lives in Paris"',
-                             'Memory: "Lives in Berlin"\nUser said: "Actually I moved to Paris last month"']
+    assert "UUID" not in llm.calls[-1]["messages"][-1]["content"]
     hits = (await memory.search("where does she live?", **ALICE))["results"]
     assert hits[0]["memory"] == "Lives in Paris"
     assert not any("Berlin" in h["memory"] for h in hits)
@@ -65,20 +62,20 @@ async def test_a_new_unrelated_fact_is_added_without_a_decision_call(memory: Asy
     assert [c["name"] for c in llm.calls] == ["facts", "facts"]
 
 
-async def test_an_ended_memory_becomes_the_fact_and_a_known_fact_is_not_added(memory: AsyncMemory,
-                                                                              llm: ScriptedLLM):
-    await memory.add("Has a dog", infer=False, **ALICE)
-    llm.push(facts("No longer has a dog"))
-    llm.push_for("decision", *[ends("Has a dog")] * 2)
+async def test_delete_decision_and_none(memory: AsyncMemory, llm: ScriptedLLM):
+    await memory.add("I have a dog", infer=False, **ALICE)
+    llm.push(facts("No longer has a dog"), {"decisions": [{"fact": "No longer has a dog", "event": "DELETE", "id": "0"}]})
     result = await memory.add("My dog is gone, I no longer have a dog", **ALICE)
-    assert [(r["event"], r["memory"]) for r in result["results"]] == [("UPDATE", "No longer has a dog")]
+    assert [r["event"] for r in result["results"]] == ["DELETE"]
+    assert (await memory.get_all(**ALICE))["results"] == []
     llm.push(facts("Likes tea"))
     await memory.add("I like tea", **ALICE)
-    llm.push(facts("Likes tea."), facts("Likes tea a lot"))
-    llm.push_for("decision", *[ends()] * 4)  # everything stays true
-    assert (await memory.add("I like tea, as I said", **ALICE))["results"] == []  # stored verbatim: known
-    # a rewording at cosine >= memory.known_threshold of a memory that stays true: already known
-    assert (await memory.add("I like tea a lot", **ALICE))["results"] == []
+    llm.push(facts("Likes tea a lot"), {"decisions": [{"fact": "Likes tea a lot", "event": "NONE", "id": "0"}]})
+    assert (await memory.add("I like tea a lot, as I said", **ALICE))["results"] == []
+    calls = len(llm.calls)
+    llm.push(facts("Likes tea"))  # stored verbatim: known without a decision call
+    assert (await memory.add("I like tea", **ALICE))["results"] == []
+    assert len(llm.calls) == calls + 1
 
 
 async def test_invalid_llm_output_is_retried_then_a_typed_error(memory: AsyncMemory, llm: ScriptedLLM):
@@ -87,9 +84,9 @@ async def test_invalid_llm_output_is_retried_then_a_typed_error(memory: AsyncMem
     llm.push("{broken", '{"facts": 3}')
     with pytest.raises(LLMOutputError, match="2 times"):
         await memory.add("I like coffee", **ALICE)
-    llm.push(facts("Likes green tea"))
-    llm.push_for("decision", *['{"still_true": "maybe"}'] * 4)  # two verdicts, each asked twice
-    with pytest.raises(LLMOutputError, match="2 times"):
+    invented = {"decisions": [{"fact": "Likes green tea", "event": "UPDATE", "id": "42"}]}
+    llm.push(facts("Likes green tea"), invented, invented)
+    with pytest.raises(LLMOutputError, match="never shown"):
         await memory.add("I like green tea", **ALICE)
     assert [m["memory"] for m in (await memory.get_all(**ALICE))["results"]] == ["Likes tea"]
 

@@ -1,4 +1,4 @@
-"""The static prefix of the extraction and verdict prompts is the same bytes for every user, day
+"""The static prefix of the extraction and decision prompts is the same bytes for every user, day
 and turn - after the chat template too, which is what vLLM's prefix cache compares (in token blocks)."""
 
 import datetime as dt
@@ -27,7 +27,8 @@ def common_prefix(texts: list[str]) -> str:
 
 def test_static_messages_are_byte_identical_across_users_days_and_turns():
     extraction = [prompts.render_extraction(conv) for conv, _, _, _ in CASES]
-    for rendered in (extraction, *(verdicts(render) for render in ("after_fact", "after_turn"))):
+    decision = [prompts.render_decision(existing, facts) for _, _, existing, facts in CASES]
+    for rendered in (extraction, decision):
         static = [repr(messages[:-1]).encode() for messages in rendered]
         assert len(set(static)) == 1
 
@@ -41,18 +42,12 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(str(ensure_packaged("smollm2-135m-instruct")))
 
 
-def verdicts(render: str) -> list[list[dict[str, str]]]:
-    """A verdict prompt for each case: its first stored memory (or none) against its first fact."""
-    function = getattr(prompts, f"render_{render}")
-    return [function(existing[0]["text"] if existing else "", facts[0]) for _, _, existing, facts in CASES]
-
-
-@pytest.mark.parametrize("render", ["extraction", "after_fact", "after_turn"])
+@pytest.mark.parametrize("render", ["extraction", "decision"])
 def test_the_templated_prompt_shares_its_static_prefix(tokenizer, render):
     if render == "extraction":
         rendered = [prompts.render_extraction(conv) for conv, _, _, _ in CASES]
     else:
-        rendered = verdicts(render)
+        rendered = [prompts.render_decision(existing, facts) for _, _, existing, facts in CASES]
     texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in rendered]
     static = tokenizer.apply_chat_template(rendered[0][:-1], tokenize=False)
     prefix = common_prefix(texts)

@@ -11,26 +11,24 @@ def test_static_prefix_is_identical_across_users():
     assert b[-1]["content"] == "user: I have a cat"
 
 
-def test_verdict_prompts_put_the_memory_and_the_fact_or_turn_last():
-    for render, label in ((prompts.render_after_fact, "New fact"), (prompts.render_after_turn, "User said")):
-        messages = render("Lives in Rome", "Moved to Milan")
-        assert messages[:-1] == render("", "")[:-1]
-        assert messages[-1]["content"] == f'Memory: "Lives in Rome"\n{label}: "Moved to Milan"'
-        assert messages[-2]["content"] in ('{"still_true": "yes"}', '{"still_true": "no"}')
+def test_decision_prompt_shows_small_ids_and_puts_data_last():
+    messages = prompts.render_decision([{"id": "0", "text": "Lives in Rome"}], ["Moved to Milan"])
+    assert messages[:-1] == prompts.render_decision([], [])[:-1]
+    assert '"id": "0"' in messages[-1]["content"] and "Moved to Milan" in messages[-1]["content"]
 
 
-def test_verdict_examples_say_yes_at_least_as_often_as_no():
-    for examples in (prompts.AFTER_FACT_EXAMPLES, prompts.AFTER_TURN_EXAMPLES):
-        answers = [json.loads(answer)["still_true"] for _, answer in examples]
-        assert answers.count("yes") >= answers.count("no") > 0
-
-
-def test_schemas_are_bounded_and_verdicts_enumerated():
+def test_schemas_are_bounded_and_ids_are_enumerated():
     facts = prompts.facts_schema(4, 60)["properties"]["facts"]
     assert facts["maxItems"] == 4 and facts["items"]["maxLength"] == 60
-    assert prompts.verdict_schema()["properties"]["still_true"]["enum"] == ["yes", "no"]
+    decision = prompts.decision_schema(["Moved to Milan", "Likes jazz"], [["0"], ["0", "1"]])
+    answers = decision["properties"]["decisions"]
+    assert answers["minItems"] == answers["maxItems"] == 2 and answers["items"] is False
+    add, change = answers["prefixItems"][1]["anyOf"]
+    assert add["properties"]["id"]["enum"] == ["new"] and change["properties"]["id"]["enum"] == ["0", "1"]
+    assert change["properties"]["fact"]["enum"] == ["Likes jazz"]
+    json.dumps(decision)
 
 
 def test_examples_are_valid_json_answers():
-    for _, answer in prompts.EXTRACTION_EXAMPLES + prompts.AFTER_FACT_EXAMPLES + prompts.AFTER_TURN_EXAMPLES:
+    for _, answer in prompts.EXTRACTION_EXAMPLES + prompts.DECISION_EXAMPLES:
         json.loads(answer)

@@ -30,6 +30,13 @@ def test_parse_facts_rejects_malformed_output(raw):
         reconcile.parse_facts(raw, max_facts=4, max_chars=80)
 
 
+def test_idmap_shows_small_ids_and_resolves_back():
+    idmap = reconcile.IdMap(["uuid-a", "uuid-b", "uuid-a"])
+    assert idmap.small_ids == ["0", "1"]
+    assert idmap.resolve("1") == "uuid-b"
+    assert idmap.resolve("7") is None
+
+
 def hits(*pairs: tuple[str, str, float]) -> list[Hit]:
     return [Hit(record(memory_id, text), score) for memory_id, text, score in pairs]
 
@@ -44,6 +51,49 @@ def test_a_fact_with_no_close_memory_is_added_without_asking():
     assert plan.settled == [reconcile.Decision("ADD", "Has a daughter named Emma")]
     assert plan.asked == ["Moved to Paris"]  # "Lives in Berlin" is stored verbatim: nothing to ask
     assert plan.candidates == [{"m2": 0.43}] and list(plan.shown) == ["m2"]
+
+
+def test_decisions_map_ids_back_and_every_fact_gets_an_outcome():
+    idmap = reconcile.IdMap(["uuid-a", "uuid-b"])
+    facts = ["Moved to Paris", "Lives in Lyon", "No longer has a dog", "Likes jazz", "Is vegetarian", "Has a cat"]
+    decisions = reconcile.parse_fact_decisions({"decisions": [
+        {"fact": facts[0], "event": "UPDATE", "id": "0"},
+        {"fact": facts[1], "event": "UPDATE", "id": "0"},  # the same memory again: kept as a new fact
+        {"fact": facts[2], "event": "DELETE", "id": "1"},
+        {"fact": facts[3], "event": "add", "id": "new"},
+        {"fact": facts[4], "event": "NONE", "id": "1"},
+    ]}, facts=facts, idmap=idmap)  # the answer left the last fact out: it is added, not dropped
+    assert decisions == [
+        reconcile.Decision("UPDATE", "Moved to Paris", "uuid-a"),
+        reconcile.Decision("ADD", "Lives in Lyon"),
+        reconcile.Decision("DELETE", "", "uuid-b"),
+        reconcile.Decision("ADD", "Likes jazz"),
+        reconcile.Decision("ADD", "Has a cat"),
+    ]
+
+
+def test_a_none_for_a_memory_that_is_not_close_keeps_the_fact():
+    idmap = reconcile.IdMap(["uuid-a"])
+    raw = {"decisions": [{"fact": "Likes tea a lot", "event": "NONE", "id": "0"},
+                         {"fact": "Drinks green tea", "event": "NONE", "id": "0"}]}
+    decisions = reconcile.parse_fact_decisions(raw, facts=["Likes tea a lot", "Drinks green tea"], idmap=idmap,
+                                               similarity=[{"uuid-a": 0.86}, {"uuid-a": 0.5}], known_at=0.7)
+    assert decisions == [reconcile.Decision("ADD", "Drinks green tea")]
+
+
+def test_parse_fact_decisions_rejects_an_invented_id():
+    with pytest.raises(LLMOutputError, match="never shown"):
+        reconcile.parse_fact_decisions({"decisions": [{"fact": "x", "event": "UPDATE", "id": "5"}]},
+                                       facts=["x"], idmap=reconcile.IdMap(["uuid-a"]))
+
+
+@pytest.mark.parametrize("raw", [
+    '{"decisions": [{"fact": "x", "event": "MERGE", "id": "0"}]}', '{"decisions": ["x"]}', "{}", "garbage",
+    '{"memory": []}',
+])
+def test_parse_fact_decisions_rejects_invalid_shapes(raw):
+    with pytest.raises(LLMOutputError):
+        reconcile.parse_fact_decisions(raw, facts=["x"], idmap=reconcile.IdMap(["uuid-a"]))
 
 
 def test_build_entries_turns_decisions_into_versioned_drafts():
@@ -86,80 +136,3 @@ def test_facts_grounded_only_in_questions_are_dropped():
     assert reconcile.parse_facts(raw, max_facts=4, max_chars=80, conversation=conversation) == ["Is vegan"]
     assert reconcile.parse_facts({"facts": ["Boil an egg for an hour"]}, max_facts=4, max_chars=80,
                                  conversation="user: How long should I boil an egg for?") == []
-
-
-def plan_for(*facts: tuple[str, dict[str, tuple[str, float]]]) -> reconcile.DecisionPlan:
-    """A plan whose every fact is asked, each against the given {id: (text, similarity)} memories."""
-    return reconcile.plan_decisions(
-        [fact for fact, _ in facts],
-        [hits(*[(memory_id, text, score) for memory_id, (text, score) in near.items()]) for _, near in facts],
-        threshold=0.3)
-
-
-def test_facts_are_paired_with_their_close_memories_and_each_memory_is_checked_once():
-    plan = plan_for(("Pixel passed away", {"m1": ("Has a cat named Pixel", 0.56), "m2": ("Pixel is 12", 0.63)}),
-                    ("Has a cat named Mia", {"m1": ("Has a cat named Pixel", 0.7), "m4": ("Likes tea", 0.1)}))
-    assert reconcile.pair_questions(plan) == [(0, "m2"), (0, "m1"), (1, "m1")]
-    assert reconcile.memories_to_check(plan) == ["m1", "m2"]
-
-
-def test_what_the_user_said_is_checked_not_the_assistant():
-    said = [Message("system", "be nice"), Message("user", "I moved to Milan"), Message("assistant", "Nice!"),
-            Message("user", " and I sold my car ")]
-    assert reconcile.user_statements(said) == "I moved to Milan\nand I sold my car"
-    assert reconcile.user_statements([Message("assistant", "The user lives in Rome")]) == "The user lives in Rome"
-
-
-PIXEL = (("Pixel passed away", {"m1": ("Has a cat named Pixel", 0.56), "m2": ("Pixel is 12", 0.63),
-                                "m3": ("Adopted a beagle", 0.31)}),)
-
-
-def test_a_fact_changes_every_memory_it_ends():
-    plan = plan_for(*PIXEL)
-    after_fact = {(0, "m1"): False, (0, "m2"): False, (0, "m3"): False}
-    after_turn = {"m1": False, "m2": False, "m3": True}  # a memory ends only when both verdicts say so
-    assert reconcile.decide_from_verdicts(plan, after_fact, after_turn, known_at=0.85) == [
-        reconcile.Decision("UPDATE", "Pixel passed away", "m2"),  # the closest one becomes the fact
-        reconcile.Decision("DELETE", "", "m1"),
-    ]
-
-
-def test_one_verdict_alone_ends_nothing():
-    plan = plan_for(*PIXEL)
-    everything_ends = {"m1": False, "m2": False, "m3": False}
-    assert reconcile.decide_from_verdicts(plan, {}, everything_ends, known_at=0.85) == [
-        reconcile.Decision("ADD", "Pixel passed away")]
-    assert reconcile.decide_from_verdicts(plan, {(0, m): False for m in everything_ends}, {}, known_at=0.85) == [
-        reconcile.Decision("ADD", "Pixel passed away")]
-
-
-def test_a_fact_that_leaves_its_memories_true_is_added_unless_already_known():
-    plan = plan_for(("Emma is 7 years old", {"m1": ("Has a daughter named Emma", 0.6)}),
-                    ("Is a vegetarian", {"m2": ("Is vegetarian", 0.97)}),
-                    ("Drinks green tea", {"m3": ("Drinks coffee", 0.4)}))
-    assert reconcile.decide_from_verdicts(plan, {(0, "m1"): True, (1, "m2"): True}, {"m1": True},
-                                          known_at=0.85) == [
-        reconcile.Decision("ADD", "Emma is 7 years old"),
-        reconcile.Decision("ADD", "Drinks green tea"),
-    ]
-
-
-def test_a_memory_is_changed_by_one_fact_of_a_turn_only():
-    plan = plan_for(("No longer drinks coffee", {"m1": ("Drinks coffee", 0.53)}),
-                    ("Drinks green tea", {"m1": ("Drinks coffee", 0.36)}))
-    assert reconcile.decide_from_verdicts(plan, {(0, "m1"): False, (1, "m1"): False}, {"m1": False},
-                                          known_at=0.85) == [
-        reconcile.Decision("UPDATE", "No longer drinks coffee", "m1"),
-        reconcile.Decision("ADD", "Drinks green tea"),
-    ]
-
-
-@pytest.mark.parametrize("raw, still_true", [('{"still_true": "yes"}', True), ({"still_true": "no"}, False)])
-def test_parse_verdict(raw, still_true):
-    assert reconcile.parse_verdict(raw) is still_true
-
-
-@pytest.mark.parametrize("raw", ['{"still_true": "maybe"}', "{}", "[]", "garbage"])
-def test_parse_verdict_rejects_other_answers(raw):
-    with pytest.raises(LLMOutputError):
-        reconcile.parse_verdict(raw)

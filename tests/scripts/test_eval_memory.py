@@ -40,19 +40,39 @@ def extract(messages: list[dict[str, str]]) -> dict:
     return {"facts": FACTS[turn]}
 
 
-def still_true(messages: list[dict[str, str]]) -> dict:
-    """A verdict: the Berlin memory ends when the fact or the turn is about Paris; all else stays."""
-    memory, said = messages[-1]["content"].split("\n", 1)
-    return {"still_true": "no" if "Berlin" in memory and "Paris" in said else "yes"}
+def decide(messages: list[dict[str, str]], schema: dict) -> dict:
+    """One answer per asked fact, read off the schema the engine sends (each fact and the ids it
+    may change): "Lives in Paris" replaces the Berlin memory, anything else is new."""
+    body = messages[-1]["content"]
+    existing = json.loads(body.split("Existing memories:\n", 1)[1].split("\nNew facts:\n", 1)[0])
+    texts = {m["id"]: m["text"] for m in existing}
+    out = []
+    for item in schema["properties"]["decisions"]["prefixItems"]:
+        add, change = item["anyOf"]
+        fact = add["properties"]["fact"]["enum"][0]
+        berlin = [i for i in change["properties"]["id"]["enum"] if "Berlin" in texts[i]]
+        if "Paris" in fact and berlin:
+            out.append({"fact": fact, "event": "UPDATE", "id": berlin[0]})
+        else:
+            out.append({"fact": fact, "event": "ADD", "id": "new"})
+    return {"decisions": out}
+
+
+class SchemaScriptedLLM(ScriptedLLM):
+    """The double, with decision replies that also see the call's schema."""
+
+    async def complete_json(self, messages, schema, *, name):
+        if name == "decision":
+            self.push_for("decision", lambda m: decide(m, schema))
+        return await super().complete_json(messages, schema, name=name)
 
 
 async def test_the_runner_scores_a_scripted_run(tmp_path: Path, embedder):
     # every fact with a stored neighbour is asked about: the decision calls do not hang on similarity
     config = load_config("test", overrides={"data_dir": str(tmp_path / "data"),
                                             "memory": {"decision_threshold": -1.0}}, environ={})
-    llm = ScriptedLLM()
+    llm = SchemaScriptedLLM()
     llm.push_for("facts", *[extract] * 20)
-    llm.push_for("decision", *[still_true] * 40)
     lines: list[str] = []
     report = await evaluate(config, parse_dataset(DATA), concurrency=2, config_name="test", llm=llm,
                             embedder=embedder, progress=lines.append)
@@ -65,16 +85,15 @@ async def test_the_runner_scores_a_scripted_run(tmp_path: Path, embedder):
     assert tune["update_turns_with_update_or_delete"] == 1
     assert (tune["chitchat_turns"], tune["chitchat_turns_that_changed"]) == (1, 1)
     assert (tune["memories_stored"], tune["memories_invented"]) == (4, 1)
-    # turn 1: extraction only (nothing stored yet); turns 2 and 3: extraction, then two verdicts per
-    # stored memory (after the fact, after the turn): 2 x 2 and 2 x 3
-    assert tune["llm_calls_by_name"] == {"decision": 10, "facts": 3} and tune["llm_calls_per_turn"] == 4.33
+    # turn 1: extraction only (nothing stored yet); turns 2 and 3: extraction and decision
+    assert tune["llm_calls_by_name"] == {"decision": 2, "facts": 3} and tune["llm_calls_per_turn"] == 1.67
     assert tune["errors"] == 0 and tune["latency_ms_p95"] >= tune["latency_ms_p50"] > 0
     assert (heldout["fact_turns_remembered_after"], heldout["chitchat_turns_that_changed"]) == (0, 0)
     assert heldout["memories_stored"] == 0 and heldout["memories_invented_pct"] is None
     assert report["parts"]["tune"]["turns_per_s"] > 0
     assert report["all"]["summary"]["turns"] == 5
     assert report["parts"]["tune"]["by_topic"]["chitchat"]["chitchat_turns_that_changed"] == 1
-    assert report["llm_calls"]["calls"] == 15 and report["llm_calls"]["unattributed"] == 0
+    assert report["llm_calls"]["calls"] == 7 and report["llm_calls"]["unattributed"] == 0
 
     [chat] = report["failures"]["chitchat_changed"]
     assert chat["say"] == "Lovely weather today" and chat["stored"] == ["ADD: Weather is sunny in Rome"]
@@ -86,7 +105,7 @@ async def test_the_runner_scores_a_scripted_run(tmp_path: Path, embedder):
 
     alice = next(c for c in report["conversations"] if c["id"] == "alice")
     update = alice["turns"][2]
-    assert [e["event"] for e in update["events"]] == ["UPDATE"] and update["llm_calls"] == {"facts": 1, "decision": 6}
+    assert [e["event"] for e in update["events"]] == ["UPDATE"] and update["llm_calls"] == {"facts": 1, "decision": 1}
     assert sorted(update["memories_after"]) == ["Lives in Paris", "Name is Alice", "Weather is sunny in Rome"]
     assert alice["memories_at_end"] == update["memories_after"] and "extraction" in update["timings_ms"]
 
