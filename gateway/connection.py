@@ -64,6 +64,7 @@ class Connection:
         self.subscriptions: dict[Any, _Subscription] = {}
         self._out_send, self._out_receive = anyio.create_memory_object_stream[bytes](self.settings.outbound_queue)
         self._text = not self.codec.binary
+        self._sending = True  # False once the writer is told to finish: nothing is written after that
         self._reading = anyio.CancelScope()
         self._work_scope = anyio.CancelScope()
         self._work: anyio.abc.TaskGroup | None = None
@@ -89,6 +90,7 @@ class Connection:
                     # requests in flight finish (adds are never dropped), within the grace period
                     self._work_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
             auth_deadline.cancel()
+            self._sending = False
             self._out_send.close()  # the writer flushes what is queued, then stops
         await self.ws.close(self.close_code, self.close_reason)
 
@@ -135,7 +137,7 @@ class Connection:
         """Writes ``data`` to the socket synchronously when that keeps the order (nothing queued
         ahead: the writer writes what it dequeues before it next yields) and the socket keeps up
         (its buffer is under websockets' write limit); saves two task switches per frame."""
-        if self._out_receive.statistics().current_buffer_used or self._out_send._closed:
+        if self._out_receive.statistics().current_buffer_used or not self._sending:
             return False
         transport = self.ws.transport
         if transport is None or transport.get_write_buffer_size() > self.ws.write_limit_high:
