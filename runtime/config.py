@@ -220,6 +220,17 @@ class MemoryPolicy(_Section):
     # the LLM's NONE ("already known") stands only for a memory at least this similar; below it the
     # fact is added: a small model says NONE for new facts that merely share a topic
     known_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.7
+    # and its UPDATE or DELETE only for a memory at least this similar; below it the fact is added and
+    # the memory stays: a wrong change loses a fact, a wrong ADD at worst keeps a stale one
+    change_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.45
+    # single-valued attributes of the user (runtime/attributes.py) a new fact replaces without asking
+    # the LLM; [] leaves every change to the LLM. A fact belongs to one at this cosine to its examples
+    single_valued: list[Literal["home", "diet"]] = msgspec.field(default_factory=lambda: ["home", "diet"])
+    attribute_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.4
+    attribute_margin: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.05  # ... and this much closer than to the next
+    # a clause of the user's words that says something ended ("I stopped playing the cello") deletes
+    # the stored memories naming that thing at least this similar to it (runtime/endings.py); 1.0: off
+    said_ending_threshold: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.4
     llm_retries: int = 2
     mailbox_capacity: int = 64
     subscriber_queue: int = 1024  # live events buffered per subscriber before it is told to resync

@@ -35,6 +35,10 @@ EXTRACTION_EXAMPLES: tuple[tuple[str, str], ...] = (
         "user: My sister Ana is 12. Our dog Rex died, and we don't have a car anymore.",
         '{"facts": ["Has a sister named Ana", "Ana is 12 years old", "Dog Rex died", "No longer has a car"]}',
     ),
+    (
+        "user: I don't smoke anymore, these days I only drink water.",
+        '{"facts": ["No longer smokes", "Drinks only water"]}',
+    ),
 )
 
 DECISION_INSTRUCTIONS = """\

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from runtime import endings
 from runtime.errors import LLMOutputError
 from runtime.model import DecisionKind, EntryDraft, MemoryRecord, Message, Scope, text_hash
 from runtime.vectors.port import Hit
@@ -63,8 +64,25 @@ def is_grounded(fact: str, conversation: str) -> bool:
     return not words or bool(words & _content_words(stated(conversation)))
 
 
+# words that say when or how, not what: a fact made only of them ("Last month", "By the way") is a
+# fragment the model split off a real fact ("Moved to Paris" + "Last month"), never one of its own
+_FILLER = frozenset(
+    """last next this week weeks month months year years today yesterday tomorrow tonight now ago soon
+    recently morning mornings evening evenings night nights weekend weekends monday mondays tuesday tuesdays
+    wednesday wednesdays thursday thursdays friday fridays saturday saturdays sunday sundays way remember
+    please good great nice well thanks too also just really especially""".split()
+)
+
+
+def is_informative(fact: str) -> bool:
+    """A fact says something when it has a number ("Is 34") or a content word that is not a time or
+    a filler word."""
+    return any(c.isdigit() for c in fact) or bool(_content_words(fact) - _FILLER)
+
+
 def parse_facts(raw: Any, *, max_facts: int, max_chars: int, conversation: str | None = None) -> list[str]:
-    """Validate ``{"facts": [str]}``; trim, de-duplicate, drop ungrounded facts; keep order."""
+    """Validate ``{"facts": [str]}``; trim, de-duplicate, drop fragments (``is_informative``) and
+    ungrounded facts; keep order."""
     data = _load(raw)
     if not isinstance(data, dict) or not isinstance(data.get("facts"), list):
         raise LLMOutputError('LLM output must be an object {"facts": [string, ...]}')
@@ -75,7 +93,7 @@ def parse_facts(raw: Any, *, max_facts: int, max_chars: int, conversation: str |
             raise LLMOutputError("every fact must be a string")
         fact = " ".join(item.split()).strip(" .")
         key = fact.casefold()
-        if not fact or key in seen or len(fact) > max_chars:
+        if not fact or key in seen or len(fact) > max_chars or not is_informative(fact):
             continue
         if conversation is not None and not is_grounded(fact, conversation):
             continue
@@ -118,24 +136,70 @@ class DecisionPlan(msgspec.Struct, frozen=True):
     asked: list[str]  # facts the LLM decides, in the order it is shown them
     candidates: list[dict[str, float]]  # per asked fact: the memory ids it may change, with their similarity
     shown: dict[str, MemoryRecord]  # every memory the LLM is shown, by id
+    ended: dict[str, MemoryRecord] = {}  # memories an ending fact settled (changed without the LLM), by id
 
 
-def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: float) -> DecisionPlan:
-    """Ask the LLM only about facts that could change a stored memory.
+def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: float,
+                   fact_attributes: list[tuple[str, float] | None] | None = None,
+                   held: dict[str, list[MemoryRecord]] | None = None,
+                   said_endings: list[tuple[str, list[Hit]]] = (), said_threshold: float = 1.0) -> DecisionPlan:
+    """Ask the LLM only about facts that could change a stored memory; settle the rest by rule.
 
-    A fact with no stored memory at or above ``threshold`` cannot update, delete or repeat
-    anything, so it is an ADD without a call: that keeps a new, unrelated fact from being lost to
-    a weak model's "no change", and it takes the slow second call out of most turns. A fact whose
-    text is already stored verbatim is known: nothing to ask either."""
+    - A fact whose text is stored verbatim is known: nothing to do.
+    - A fact that says something ended deletes the memories naming that thing (``runtime.endings``).
+    - A fact stating a single-valued attribute of the user (``runtime.attributes``: home, diet)
+      replaces the memories that hold that attribute now (``held``, best first): the first becomes
+      the fact, the others are deleted. Of several such facts in a turn, the most typical replaces.
+    - A clause of the user's own words that says something ended (``said_endings``, each with its
+      neighbours) deletes the memories naming that thing that are at least ``said_threshold`` close
+      and were not settled above: extraction often keeps only the new half of "I stopped X, so Y".
+    - A fact with no stored memory at or above ``threshold`` cannot change or repeat anything: an
+      ADD without a call, so a weak model's "no change" cannot lose it, and most turns need one
+      LLM call. The others are asked, against their close memories not settled above."""
     settled: list[Decision] = []
-    asked: list[str] = []
-    candidates: list[dict[str, float]] = []
-    shown: dict[str, MemoryRecord] = {}
-    for fact, near in zip(facts, neighbours):
+    ended: dict[str, MemoryRecord] = {}
+
+    def settle(fact: str, memories: list[MemoryRecord]) -> None:
+        memories = [m for m in memories if m.id not in ended]
+        if not memories:
+            return
+        if fact:
+            settled.append(Decision("UPDATE", fact, memories[0].id, memories[0].text))
+        settled.extend(Decision("DELETE", "", m.id, m.text) for m in memories[bool(fact):])
+        ended.update((m.id, m) for m in memories)
+
+    open_facts: list[tuple[int, str, list[Hit]]] = []
+    for index, (fact, near) in enumerate(zip(facts, neighbours)):
         close = [n for n in near if n.score >= threshold]
         digest = text_hash(fact)
         if any(text_hash(n.record.text) == digest for n in close):
             continue
+        ends = [n.record for n in endings.ended_memories(fact, close, threshold=threshold) if n.record.id not in ended]
+        if ends:
+            settle("", ends)  # the fact only says they are no longer true: DELETE, as the LLM is told
+            continue
+        open_facts.append((index, fact, close))
+    attributes = fact_attributes or [None] * len(facts)
+    replacing: dict[str, tuple[float, int]] = {}
+    for index, _, _ in open_facts:
+        if attributes[index] is not None:
+            name, score = attributes[index]
+            if (held or {}).get(name) and score > replacing.get(name, (-2.0, -1))[0]:
+                replacing[name] = (score, index)
+    replacers = {index: name for name, (_, index) in replacing.items()}
+    rest: list[tuple[str, list[Hit]]] = []
+    for index, fact, close in open_facts:
+        if index in replacers and [m for m in (held or {})[replacers[index]] if m.id not in ended]:
+            settle(fact, held[replacers[index]])
+        else:
+            rest.append((fact, close))
+    for clause, near in said_endings:
+        settle("", [n.record for n in endings.ended_memories(clause, near, threshold=said_threshold)])
+    asked: list[str] = []
+    candidates: list[dict[str, float]] = []
+    shown: dict[str, MemoryRecord] = {}
+    for fact, close in rest:
+        close = [n for n in close if n.record.id not in ended]
         if not close:
             settled.append(Decision("ADD", fact))
             continue
@@ -143,18 +207,22 @@ def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: 
         candidates.append({n.record.id: n.score for n in close})
         for n in close:
             shown.setdefault(n.record.id, n.record)
-    return DecisionPlan(settled=settled, asked=asked, candidates=candidates, shown=shown)
+    return DecisionPlan(settled=settled, asked=asked, candidates=candidates, shown=shown, ended=ended)
 
 
 def parse_fact_decisions(raw: Any, *, facts: list[str], idmap: IdMap,
-                         similarity: list[dict[str, float]] | None = None, known_at: float = -1.0) -> list[Decision]:
+                         similarity: list[dict[str, float]] | None = None, known_at: float = -1.0,
+                         change_at: float = -1.0) -> list[Decision]:
     """Validate ``{"decisions": [{"fact", "event", "id"}, ...]}``: one answer per fact, in order.
 
     Every fact ends in an explicit outcome: a fact the answer leaves out is an ADD (never dropped);
     an id that was never shown is an error (the call is retried); a second change to a memory that
     an earlier fact of the same turn already changed becomes an ADD of its fact; a NONE ("already
     known") for a memory less similar than ``known_at`` is an ADD - a small model says NONE for new
-    facts that merely share a topic. An UPDATE's new text is the fact itself: facts are already
+    facts that merely share a topic; likewise an UPDATE or DELETE of a memory less similar than
+    ``change_at`` is an ADD and the memory stays - the 0.5B default replaced "Is a product manager"
+    with "Gym every Tuesday" (cosine 0.33) and "Partner is Sam" with "Married", and a wrong change
+    loses a fact where a wrong ADD only leaves one that may be stale. An UPDATE's new text is the fact itself: facts are already
     short third-person sentences, and a small model asked to merge two texts rewrites them badly."""
     data = _load(raw)
     if not isinstance(data, dict) or not isinstance(data.get("decisions"), list):
@@ -176,7 +244,8 @@ def parse_fact_decisions(raw: Any, *, facts: list[str], idmap: IdMap,
         if memory_id is None:
             raise LLMOutputError(f"decisions[{index}] refers to id {item.get('id')!r}, which was never shown "
                                  "to the LLM")
-        if event == "NONE" and similarity is not None and similarity[index].get(memory_id, -1.0) < known_at:
+        score = similarity[index].get(memory_id, -1.0) if similarity is not None else 1.0
+        if (event == "NONE" and score < known_at) or (event in ("UPDATE", "DELETE") and score < change_at):
             decisions.append(Decision("ADD", fact))
             continue
         if memory_id in touched:

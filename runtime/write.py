@@ -19,8 +19,9 @@ import anyio
 import msgspec
 import structlog
 
-from runtime import reconcile
+from runtime import attributes, endings, reconcile
 from runtime import relations as graph_rules
+from runtime.attributes import AttributeClassifier
 from runtime.clock import iso
 from runtime.context import EngineContext
 from runtime.errors import InvalidRequest
@@ -71,6 +72,7 @@ class Writer:
         self.ctx = ctx
         self.projections = projections
         self.add_times = StageTimes()  # per-stage latency of recent adds (stats, benchmarks)
+        self._classifier: AttributeClassifier | None = None
 
     async def commit(
         self, tenant: str, owner: str, drafts: list[EntryDraft], known: dict[str, list[float]],
@@ -147,7 +149,7 @@ class Writer:
             if not infer:
                 return reconcile.verbatim_decisions(messages), {}, {}
             found = facts if facts is not None else await self._extract(messages, watch)
-            return await self._reconcile(found, fact_vectors, scope, tenant, watch)
+            return await self._reconcile(found, fact_vectors, scope, tenant, watch, messages)
 
         graph_step = None
         if self.ctx.graph_enabled and infer:
@@ -227,9 +229,11 @@ class Writer:
         return facts
 
     async def _reconcile(self, facts: list[str], fact_vectors: list[list[float]] | None, scope: Scope,
-                         tenant: str, watch: Stopwatch):
-        """The facts' neighbours among the stored memories, and the decision step for the facts that
-        have one (``reconcile.plan_decisions``): the decisions, the memories shown, the facts' vectors."""
+                         tenant: str, watch: Stopwatch, messages: list):
+        """The facts' neighbours among the stored memories, what the rules need (the attributes the
+        facts state and who holds them now, the endings the user said), and the decision step for
+        the facts the rules leave open (``reconcile.plan_decisions``): the decisions, the memories
+        they may change, the facts' vectors."""
         policy = self.ctx.config.memory
         if not facts:
             return [], {}, {}
@@ -241,10 +245,17 @@ class Writer:
         started = time.perf_counter()
         hits = await self.ctx.vectors.search_batch(fact_vectors, tenant=tenant, scope=scope, filters=None,
                                                    limit=policy.existing_top_k)
+        classifier = await self._attributes()
+        fact_attributes = [classifier.classify(f, v) for f, v in zip(facts, fact_vectors)] if classifier else None
+        held = await self._held(classifier, {a[0] for a in fact_attributes or [] if a}, scope, tenant)
+        said = await self._said_endings(messages, scope, tenant)
         watch.lap("store", started)
-        plan = reconcile.plan_decisions(facts, hits, threshold=policy.decision_threshold)
+        plan = reconcile.plan_decisions(facts, hits, threshold=policy.decision_threshold,
+                                        fact_attributes=fact_attributes, held=held, said_endings=said,
+                                        said_threshold=policy.said_ending_threshold)
+        existing = {**plan.shown, **plan.ended}
         if not plan.asked:
-            return plan.settled, plan.shown, known
+            return plan.settled, existing, known
         idmap = reconcile.IdMap(plan.shown)
         started = time.perf_counter()
         decided = await ask(
@@ -252,8 +263,59 @@ class Writer:
             render_decision(reconcile.existing_for_prompt(idmap, plan.shown), plan.asked),
             decision_schema(plan.asked, [[idmap.small_id(m) for m in ids] for ids in plan.candidates]),
             lambda raw: reconcile.parse_fact_decisions(raw, facts=plan.asked, idmap=idmap, similarity=plan.candidates,
-                                                       known_at=policy.known_threshold),
+                                                       known_at=policy.known_threshold,
+                                                       change_at=policy.change_threshold),
             retries=policy.llm_retries,
         )
         watch.lap("decision", started)
-        return [*plan.settled, *decided], plan.shown, known
+        return [*plan.settled, *decided], existing, known
+
+    async def _attributes(self) -> AttributeClassifier | None:
+        """The single-valued attributes' examples, embedded once per engine (None when none is on)."""
+        policy = self.ctx.config.memory
+        if not policy.single_valued:
+            return None
+        if self._classifier is None:
+            names = list(attributes.EXAMPLES)
+            texts = [t for name in names for t in attributes.EXAMPLES[name]]
+            vectors = iter(await self.ctx.embedder.embed(texts))
+            self._classifier = AttributeClassifier(
+                {name: [next(vectors) for _ in attributes.EXAMPLES[name]] for name in names},
+                enabled=policy.single_valued, threshold=policy.attribute_threshold,
+                margin=policy.attribute_margin)
+        return self._classifier
+
+    async def _held(self, classifier: AttributeClassifier | None, names: set[str], scope: Scope,
+                    tenant: str) -> dict[str, list[MemoryRecord]]:
+        """The stored memories that state each attribute now, most typical first: found by searching
+        with the attribute's examples, kept when they classify as that attribute themselves."""
+        if classifier is None or not names:
+            return {}
+        held: dict[str, list[MemoryRecord]] = {}
+        for name in sorted(names):
+            found: dict[str, MemoryRecord] = {}
+            for near in await self.ctx.vectors.search_batch(
+                    classifier.example_vectors[name], tenant=tenant, scope=scope, filters=None,
+                    limit=self.ctx.config.memory.existing_top_k):
+                found.update((hit.record.id, hit.record) for hit in near)
+            records = list(found.values())
+            if not records:
+                continue
+            vectors = await self.ctx.embedder.embed([r.text for r in records])
+            classes = [classifier.classify(r.text, v) for r, v in zip(records, vectors)]
+            mine = sorted(((c[1], r) for c, r in zip(classes, records) if c is not None and c[0] == name),
+                          key=lambda pair: -pair[0])
+            if mine:
+                held[name] = [r for _, r in mine]
+        return held
+
+    async def _said_endings(self, messages: list, scope: Scope, tenant: str) -> list[tuple[str, list]]:
+        """The user's clauses that state an end, each with its stored neighbours."""
+        if self.ctx.config.memory.said_ending_threshold >= 1.0:
+            return []
+        clauses = [c for m in messages if m.role == "user" for c in endings.ending_clauses(m.content)]
+        if not clauses:
+            return []
+        near = await self.ctx.vectors.search_batch(await self.ctx.embedder.embed(clauses), tenant=tenant, scope=scope,
+                                                   filters=None, limit=self.ctx.config.memory.existing_top_k)
+        return list(zip(clauses, near))

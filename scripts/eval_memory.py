@@ -219,6 +219,14 @@ def format_failures(report: dict[str, Any], n: int = 5) -> str:
     return "\n".join(lines)
 
 
+def _shown_path(path: str | Path) -> str:
+    """The dataset as the results show it: relative to the repository when it lies inside it, so
+    committed results carry no machine's paths."""
+    resolved = Path(path).resolve()
+    root = DEFAULT_DATASET.parents[2]
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="local", help="YAML file or preset (local, test, ...)")
@@ -247,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"store kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    report["dataset"]["path"] = args.dataset
+    report["dataset"]["path"] = _shown_path(args.dataset)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print()
