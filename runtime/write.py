@@ -143,7 +143,7 @@ class Writer:
                 await self.projections.catch_up(tenant, scope.owner)
                 return AddOutcome(result=msgspec.json.decode(prior), timings_ms={}, entries=[], replayed=True)
         await self.projections.catch_up(tenant, scope.owner)
-        now = iso(self.ctx.clock.now())
+        now = iso(self.ctx.clock.now())  # the relations' time (their step runs beside extraction)
 
         async def memories() -> tuple[list, dict[str, MemoryRecord], dict[str, list[float]]]:
             if not infer:
@@ -159,13 +159,17 @@ class Writer:
         (decisions, existing, known), graph_out = await _both(memories, graph_step)
         role = next((m.role for m in messages if m.role != "system"), None)
         actor = next((m.name for m in messages if m.name), None)
-        drafts = reconcile.build_entries(decisions, existing=existing, scope=scope, tenant=tenant,
-                                         metadata=metadata, now=now, cause=request_id, actor_id=actor, role=role)
-        texts = [d.new_memory for d in drafts if d.new_memory and d.new_memory not in known]
+        texts = list(dict.fromkeys(d.text for d in decisions
+                                   if d.event in ("ADD", "UPDATE") and d.text and d.text not in known))
         if texts:
             started = time.perf_counter()
             known.update(zip(texts, await self.ctx.embedder.embed(texts)))
             watch.lap("embedding", started)
+        # the memories' time is their commit's, stamped after the last slow step: the journal append
+        # follows at once, so "commit -> subscriber" measured from created_at is what it says
+        committed = iso(self.ctx.clock.now())
+        drafts = reconcile.build_entries(decisions, existing=existing, scope=scope, tenant=tenant,
+                                         metadata=metadata, now=committed, cause=request_id, actor_id=actor, role=role)
         result: dict[str, Any] = {"results": [change_dict(d) for d in drafts]}
         if self.ctx.graph_enabled:
             relation_drafts, relation_vectors = graph_out or ([], {})
