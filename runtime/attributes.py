@@ -3,10 +3,11 @@
 Why: "Moved to Edinburgh" and "Lives in a small village near York" score 0.25 on MiniLM, below
 any threshold that keeps unrelated memories apart, so the decision step never sees them together;
 and shown "Eats meat" beside "Vegan", the embedded 0.5B model answers ADD. Both are the same
-attribute of the user with a new value. A fact is put in an attribute when it is closer to that
-attribute's example phrases than to any other's (facts about someone else, or about places the user
-works in or visits, have examples of their own: "Brother lives in Lisbon" is not the user's home)
-and at least ``threshold`` close.
+attribute of the user with a new value. A text states an attribute when it is at least
+``threshold`` close to that attribute's example phrases, ``margin`` closer than to any other's
+(places the user works in or visits have examples of their own), and names no one else: "Brother
+lives in Lisbon" is not the user's home. That last check is by words (``about_someone_else``): in
+MiniLM's space "Lives in Paris" is about as close to "Brother lives in Lisbon" as to "Lives in Berlin".
 
 Only single-valued attributes belong here: a second job or hobby is an addition, not a change, so
 those stay with the LLM's decision and with ``runtime.endings``. Pure: vectors in, names out.
