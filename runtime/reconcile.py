@@ -136,7 +136,7 @@ class DecisionPlan(msgspec.Struct, frozen=True):
     asked: list[str]  # facts the LLM decides, in the order it is shown them
     candidates: list[dict[str, float]]  # per asked fact: the memory ids it may change, with their similarity
     shown: dict[str, MemoryRecord]  # every memory the LLM is shown, by id
-    ended: dict[str, MemoryRecord] = {}  # memories an ending fact settled (changed without the LLM), by id
+    ended: dict[str, MemoryRecord] = {}  # memories the rules settled (changed without the LLM), by id
 
 
 def plan_decisions(facts: list[str], neighbours: list[list[Hit]], *, threshold: float,
