@@ -12,36 +12,22 @@ that runs made one after the other on the same machine can be compared.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
+from functools import partial
 from typing import Any
 
-import anyio
-
-from gateway.auth import mint_token
-from scripts.bench_gateway import SECRET, search_levels, seed
-from scripts.bench_memory import CheckoutServer, commit_of
+from scripts.bench_gateway import search_levels, seed
 from scripts.fake_llm_server import stand_in_llm
-from scripts.machine import describe, store_labelled_run
+from scripts.served_checkout import CheckoutServer, labelled_parser, measure_served, run_labelled
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with stand_in_llm(0.2) as llm_url:
-        return await measure(args, llm_url)
+        return await measure_served(args, llm_url, "search", partial(steps, args))
 
 
-async def measure(args: argparse.Namespace, llm_url: str) -> dict[str, Any]:
-    env = dict(item.split("=", 1) for item in args.env)
-    server = CheckoutServer(tempfile.mkdtemp(prefix="memstream-bench-search-"), llm_url, env, args.checkout)
-    token = mint_token(SECRET, tenant="default", owners=["*"], rights=["read", "write"], ttl_s=86400)
-    result: dict[str, Any] = {"machine": describe(), "env": env, "checkout": commit_of(args.checkout)}
-    try:
-        url = await anyio.to_thread.run_sync(server.wait_ready)
-        result["seed"] = await seed(url, token, args.memories, args.users)
-        result.update(await search_levels(server, url, token, args))
-    finally:
-        server.stop()
-    return result
+async def steps(args: argparse.Namespace, server: CheckoutServer, url: str, token: str) -> dict[str, Any]:
+    return {"seed": await seed(url, token, args.memories, args.users),
+            **await search_levels(server, url, token, args)}
 
 
 def headline(run_result: dict[str, Any]) -> dict[str, Any]:
@@ -51,20 +37,11 @@ def headline(run_result: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="memstream bench-search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--label", default="current")
-    parser.add_argument("--checkout", default=None, help="run `memstream serve` from this checkout")
-    parser.add_argument("--memories", type=int, default=20000)
-    parser.add_argument("--users", type=int, default=100)
+    parser = labelled_parser("memstream bench-search", __doc__, "bench/results/search.json")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--searches", type=int, default=640, help="searches per concurrency level")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default="bench/results/search.json")
-    args = parser.parse_args(argv)
-    results = store_labelled_run(args.out, "search", args.label, anyio.run(run, args), headline)
-    print(json.dumps(results["summary"], indent=2))
+    run_labelled(parser, argv, "search", run, headline)
 
 
 if __name__ == "__main__":
