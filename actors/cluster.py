@@ -51,18 +51,19 @@ class MemoryCluster:
         common = {"namespace": cfg.ray.namespace, "get_if_exists": True}
         # GPUs per actor kind, checked against the cluster: a bad fit fails here, not as pending actors
         self.plans = plan_model_actors(cfg, ClusterShape.from_ray())
-        self.embedders = await start_replicas(
-            EmbedderActor, self.plans["embedder"], cfg.ray.namespace,
-            (msgspec.to_builtins(cfg.embedder), cfg.ray.embedder_max_batch, cfg.ray.embedder_max_wait_ms,
-             cfg.ray.embedder_threads))
+        if "embedder" in self.plans:  # else each shard runs the embedding model itself
+            self.embedders = await start_replicas(
+                EmbedderActor, self.plans["embedder"], cfg.ray.namespace,
+                (msgspec.to_builtins(cfg.embedder), cfg.ray.embedder_max_batch, cfg.ray.embedder_max_wait_ms,
+                 cfg.ray.embedder_threads))
         if "extractor" in self.plans:  # else the shards call the HTTP LLM endpoint themselves
             self.extractors = await start_replicas(
                 ExtractorActor, self.plans["extractor"], cfg.ray.namespace, (msgspec.to_builtins(cfg.llm),),
                 max_concurrency=cfg.ray.extractor_max_concurrency,
                 runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}})
-        self.embedder = self.embedders[0]
+        self.embedder = self.embedders[0] if self.embedders else None
         self.extractor = self.extractors[0] if self.extractors else None
-        dims = await self.embedder.dims.remote()
+        dims = await self.embedder.dims.remote() if self.embedder else 0  # 0: the shard's own model says
         config_dict = msgspec.to_builtins(cfg)
         for index, name in enumerate(shard_names(cfg.ray.shards)):
             self.shards[name] = ShardActor.options(
@@ -83,9 +84,10 @@ class MemoryCluster:
     async def stats(self) -> dict[str, Any]:
         """Batching statistics. ``llm``: calls and peak calls in flight, counted by the extractor
         replicas, or by the shards when they call the endpoint themselves (``route``)."""
-        embedders = [await handle.stats.remote() for handle in self.embedders]
         extractors = [await handle.stats.remote() for handle in self.extractors]
         shards = [await handle.stats.remote() for handle in self.shards.values()]
+        embedders = [await handle.stats.remote() for handle in self.embedders] or [
+            s["embedder"] for s in shards if "embedder" in s]  # ray.embed_in: shard
         counted = [s["llm"] for s in shards if "llm" in s]  # shards that call the endpoint themselves
         if extractors:
             llm = {"route": "extractor", **merge_stats(extractors)}

@@ -32,10 +32,12 @@ import ray
 from tqdm import tqdm
 
 from actors.client import ClusterMemory
+from actors.models import with_threads
 from actors.placement import find_replicas
 from actors.remote import RemoteEmbedder, RemoteLLM
-from actors.resources import llm_in_extractor
-from runtime.config import MemoryPolicy, OpenAIConfig
+from actors.resources import embedder_in_actors, llm_in_extractor
+from runtime.config import EmbedderConfig, MemoryPolicy, OpenAIConfig
+from runtime.embedders import make_embedder
 from runtime.errors import MemstreamError
 from runtime.extraction import extract_facts
 from runtime.llms.factory import make_http_llm
@@ -139,10 +141,14 @@ class ExtractFacts:
 
 
 class EmbedFacts:
-    """Ray Data actor-pool stage: every fact of a block in one call to the embedder actor."""
+    """Ray Data actor-pool stage: every fact of a block in one call to the embedder actor - or, when
+    the shards embed for themselves (``ray.embed_in: shard``), to this stage's own copy of the model."""
 
-    def __init__(self, namespace: str):
-        self._embedder = RemoteEmbedder(find_replicas("embedder", namespace), dims=0)
+    def __init__(self, namespace: str, local_model: dict[str, Any] | None = None):
+        if local_model is None:
+            self._embedder: Any = RemoteEmbedder(find_replicas("embedder", namespace), dims=0)
+        else:
+            self._embedder = make_embedder(msgspec.convert(local_model, EmbedderConfig))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         per_row = [json.loads(f) or [] for f in batch["facts"]]
@@ -182,7 +188,7 @@ async def ingest(memory: ClusterMemory, path: Path, *, tenant: str | None = None
 
 async def _run_pipeline(memory: ClusterMemory, turns: list[dict[str, Any]], tenant: str, concurrency: int,
                         progress: bool, summary: IngestSummary) -> None:
-    namespace = memory.config.ray.namespace
+    namespace, config = memory.config.ray.namespace, memory.config
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # an owner's turns stay in input order
     context.enable_progress_bars = progress
@@ -194,7 +200,9 @@ async def _run_pipeline(memory: ClusterMemory, turns: list[dict[str, Any]], tena
                                             "endpoint": None if llm_in_extractor(memory.config)
                                             else msgspec.to_builtins(memory.config.llm)})
         .map_batches(EmbedFacts, batch_size=64, concurrency=1, num_cpus=0,
-                     fn_constructor_kwargs={"namespace": namespace})
+                     fn_constructor_kwargs={"namespace": namespace, "local_model": None if embedder_in_actors(config)
+                                            else msgspec.to_builtins(with_threads(config.embedder,
+                                                                                  config.ray.embedder_threads))})
     )
     send, receive = anyio.create_memory_object_stream[dict[str, Any]](concurrency * 4)
     bar = tqdm(total=len(turns), desc="ingest", unit="turn", disable=not progress)

@@ -16,9 +16,9 @@ import ray
 
 from actors.replies import Reply, capture
 from runtime import hops
-from runtime.batching import MicroBatcher
 from runtime.config import EmbedderConfig, LLMConfig, SentenceTransformersConfig
 from runtime.embedders import make_embedder
+from runtime.embedders.batched import BatchedEmbedder
 from runtime.llms import make_llm
 from runtime.llms.counted import CountedLLM
 from runtime.logs import configure_logging
@@ -33,32 +33,33 @@ def placement() -> dict[str, Any]:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
+def with_threads(section: EmbedderConfig, threads: int) -> EmbedderConfig:
+    """The embedder section with the CPU threads a model process gets (``ray.embedder_threads``): the
+    model shares the machine with the other actors, so its thread count is set, not left to torch."""
+    if isinstance(section, SentenceTransformersConfig):
+        return msgspec.structs.replace(section, threads=threads)
+    return section
+
+
 @ray.remote(num_cpus=0, max_restarts=-1)
 class EmbedderActor:
     def __init__(self, section: dict[str, Any], max_batch: int, max_wait_ms: float, threads: int):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         configure_logging()
-        config = msgspec.convert(section, EmbedderConfig)
-        if isinstance(config, SentenceTransformersConfig):
-            config = msgspec.structs.replace(config, threads=threads)
-        self._embedder = make_embedder(config)
-        self._batcher = MicroBatcher(self._embedder.embed, max_batch=max_batch, max_wait_s=max_wait_ms / 1000,
-                                     name="embedder")
+        config = with_threads(msgspec.convert(section, EmbedderConfig), threads)
+        self._embedder = BatchedEmbedder(make_embedder(config), max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
 
     def dims(self) -> int:
         return self._embedder.dims
 
     async def embed(self, texts: list[str]) -> Reply:
         """The vectors, and (``extra["hops"]``) how long these texts waited here and the model call took."""
-        self._batcher.run_in_background()
         with hops.Trace() as trace:
-            reply = await capture(self._batcher.submit(texts))
+            reply = await capture(self._embedder.embed(texts))
         return reply if reply.error is not None else msgspec.structs.replace(reply, extra={"hops": trace})
 
     def stats(self) -> dict[str, Any]:
-        stats = msgspec.to_builtins(self._batcher.stats)
-        stats["mean_batch"] = round(self._batcher.stats.mean_batch, 2)
-        return stats
+        return self._embedder.stats()
 
     def pid(self) -> int:
         return os.getpid()

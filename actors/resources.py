@@ -132,11 +132,24 @@ def llm_in_extractor(config: Config) -> bool:
     return route == "extractor" or (route == "auto" and isinstance(config.llm, VLLMConfig))
 
 
+def embedder_in_actors(config: Config) -> bool:
+    """Whether texts are embedded by embedder actors, or by each shard itself (``ray.embed_in``).
+    A shard actor is given no GPU, so a model that wants one must live in the embedder actors."""
+    if config.ray.embed_in == "actor":
+        return True
+    device = getattr(config.embedder, "device", "cpu")
+    if device != "cpu":
+        raise ConfigError(f"ray.embed_in is 'shard', but embedder.device is {device!r}: shard actors get no GPU, "
+                          "so a GPU embedder lives in the embedder actors (ray.embed_in: actor)")
+    return False
+
+
 def plan_model_actors(config: Config, shape: ClusterShape) -> dict[str, ActorPlan]:
     """The model actor kinds this config needs (no extractor when shards call an HTTP LLM), checked
     together against the cluster's GPUs."""
     plans = {"extractor": extractor_plan(config, shape)} if llm_in_extractor(config) else {}
-    plans["embedder"] = embedder_plan(config, shape)
+    if embedder_in_actors(config):
+        plans["embedder"] = embedder_plan(config, shape)
     demand = {kind: p.gpus_per_replica * p.replicas for kind, p in plans.items()}
     if sum(demand.values()) > shape.total_gpus + 1e-9:
         detail = ", ".join(f"{kind} {plans[kind].replicas} x {plans[kind].gpus_per_replica:g}"

@@ -19,10 +19,13 @@ import anyio
 import msgspec
 import ray
 
+from actors.models import with_threads
 from actors.remote import RemoteEmbedder, RemoteLLM
 from actors.replies import Reply, capture
 from runtime import hops
 from runtime.config import Config, OpenAIConfig
+from runtime.embedders import make_embedder
+from runtime.embedders.batched import BatchedEmbedder
 from runtime.engine import AsyncMemory
 from runtime.errors import InvalidRequest
 from runtime.events import ResyncRequired
@@ -56,10 +59,17 @@ class ShardActor:
         else:
             assert isinstance(self.config.llm, OpenAIConfig), "in-process LLM engines live in extractor actors"
             self.llm = CountedLLM(make_http_llm(self.config.llm))
-        self.memory = AsyncMemory(self.config, llm=self.llm,
-                                  embedder=RemoteEmbedder(embedders, dims, wait_s, cooldown_s,
-                                                          in_flight=self.config.ray.embed_calls_per_shard,
-                                                          max_batch=self.config.ray.embedder_max_batch))
+        self.embedder = self._make_embedder(embedders, dims)
+        self.memory = AsyncMemory(self.config, llm=self.llm, embedder=self.embedder)
+
+    def _make_embedder(self, embedders: Any, dims: int) -> Any:
+        """The embedder actors (``ray.embed_in: actor``) or the model in this process (``shard``)."""
+        ray_cfg = self.config.ray
+        if ray_cfg.embed_in == "shard":
+            return BatchedEmbedder(make_embedder(with_threads(self.config.embedder, ray_cfg.embedder_threads)),
+                                   max_batch=ray_cfg.embedder_max_batch, max_wait_s=ray_cfg.embedder_max_wait_ms / 1000)
+        return RemoteEmbedder(embedders, dims, ray_cfg.restart_wait_s, ray_cfg.replica_cooldown_s,
+                              in_flight=ray_cfg.embed_calls_per_shard, max_batch=ray_cfg.embedder_max_batch)
 
     async def ready(self) -> bool:
         """Open the stores now (re-applying what the index missed) instead of on the first call."""
@@ -144,6 +154,8 @@ class ShardActor:
                  "subscribers": self.memory.hub.subscriber_count(), "add_ms": self.memory.add_times.summary()}
         if isinstance(self.llm, CountedLLM):
             stats["llm"] = self.llm.stats()
+        if isinstance(self.embedder, BatchedEmbedder):
+            stats["embedder"] = self.embedder.stats()
         return stats
 
     def clear_stats(self) -> None:

@@ -270,6 +270,10 @@ class RayConfig(_Section):
     # texts per embedder call. On CPU a batch of 16 cost ~5% more per text than 64, and its texts got
     # their vectors 4x sooner: under bursts that latency, not the per-text cost, bounded throughput
     embedder_max_batch: int = 16
+    # where the shards' texts are embedded. actor: by the embedder actor replicas (one model serves
+    # every shard; how a cluster puts it on a GPU). shard: each shard runs the model in its own
+    # process (a model copy per shard, and no Ray hop and no extra process per embedding)
+    embed_in: Literal["actor", "shard"] = "actor"
     embedder_max_wait_ms: float = 2.0
     embedder_threads: int = 1
     # embed calls each shard keeps out at once; texts that arrive meanwhile go together in the next call

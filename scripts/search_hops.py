@@ -5,7 +5,8 @@ the gateway, the shard actors and the embedder actor while many clients search.
 The hops compose: client round trip = WebSocket both ends (client, socket I/O, frame decode and
 encode, writer queue) + the gateway's request handling + its search batcher's wait + Ray
 transport gateway→shard + the shard (its embedder round trip: coalescing wait + Ray transport shard→embedder + the
-embedder's queue + the model call; then the vector search and the rest). Every hop is a mean
+embedder's queue + the model call - with ``ray.embed_in: shard`` only the queue and the model call, in the
+shard's process; then the vector search and the rest). Every hop is a mean
 over the same requests (the difference of two scrapes), so the parts add up to the total.
 """
 
@@ -58,7 +59,10 @@ def breakdown(means: dict[str, float], client_ms: float) -> dict[str, float]:
     """The client's mean round trip split into hops that add up to it (pure)."""
     m = lambda hop: means.get(hop, 0.0)  # noqa: E731
     shard_round_trip = m("shard_call_ms") + m("shard_search_call_ms")  # one call per search, or batched
-    embed_round_trip = m("embed_coalesce_call_ms") + m("embed_call_ms")
+    # through the embedder actor: the shard's Ray call; in the shard (ray.embed_in: shard): the model
+    # call and its queue, no Ray transport
+    embed_round_trip = (m("embed_coalesce_call_ms") + m("embed_call_ms")
+                        or m("embedder_wait_ms") + m("embedder_call_ms"))
     parts = {
         "websocket_both_ends": client_ms - m("gateway_request_ms"),
         "gateway_handling": m("gateway_request_ms") - m("shard_search_wait_ms") - shard_round_trip,

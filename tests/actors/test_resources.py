@@ -12,6 +12,9 @@ TWO_NODES_2GPU = ClusterShape((0.0, 2.0, 2.0))
 
 
 def cfg(**overrides):
+    """The local preset, with an embedder actor unless told otherwise (local.yaml embeds in the
+    shards; the plans of the model actors are what this module checks)."""
+    overrides["ray"] = {"embed_in": "actor", **overrides.get("ray", {})}
     return load_config("local", environ={}, overrides=overrides)
 
 
@@ -94,3 +97,11 @@ def test_llm_calls_go_through_extractors_only_for_in_process_engines():
                                                                                                    "embedder"]
     with pytest.raises(ConfigError, match="llm_calls is 'shard', but llm.provider 'vllm' runs the model in-process"):
         llm_in_extractor(cfg(ray={"llm_calls": "shard"}))
+
+
+def test_shards_that_embed_themselves_plan_no_embedder_actor_and_refuse_a_gpu_model():
+    in_shard = {"embed_in": "shard"}
+    assert "embedder" not in plan_model_actors(cfg(ray=in_shard), ONE_NODE_4GPU)
+    assert "embedder" in plan_model_actors(cfg(ray={"embed_in": "actor"}), ONE_NODE_4GPU)
+    with pytest.raises(ConfigError, match="embed_in is 'shard', but embedder.device is 'cuda'"):
+        plan_model_actors(cfg(ray=in_shard, embedder={"device": "cuda"}), ONE_NODE_4GPU)

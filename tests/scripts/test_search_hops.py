@@ -27,3 +27,13 @@ def test_top_frames_from_collapsed_stacks():
     assert top["samples"] == 10
     assert top["self_pct"][0] == ["search (c.py)", 60.0]
     assert dict(map(tuple, top["inclusive_pct"]))["loop (b.py)"] == 90.0
+
+
+def test_breakdown_when_the_shard_embeds_itself_has_no_ray_hop_to_an_embedder():
+    means = {"gateway_request_ms": 4.0, "shard_search_call_ms": 3.0, "shard_ms": 2.5,
+             "embedder_wait_ms": 0.2, "embedder_call_ms": 1.0}
+    parts = breakdown(means, client_ms=5.0)
+    assert parts["ray_shard_to_embedder"] == 0.0 and parts["embedding_model"] == 1.0
+    assert parts["shard_search_and_rest"] == 1.3
+    total = parts.pop("total_client_round_trip")
+    assert abs(sum(parts.values()) - total) < 1e-9

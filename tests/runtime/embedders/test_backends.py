@@ -33,3 +33,8 @@ async def test_int8_vectors_stay_close_to_float32_and_rank_alike(embedder):
 def test_factory_picks_onnx_on_cpu_and_torch_when_asked():
     assert isinstance(make_embedder(SentenceTransformersConfig()), OnnxEmbedder)
     assert isinstance(make_embedder(SentenceTransformersConfig(backend="torch")), SentenceTransformerEmbedder)
+
+
+def test_the_word_table_is_mapped_from_disk_not_loaded_into_each_process():
+    embedder = OnnxEmbedder("all-MiniLM-L6-v2", threads=1, quantize="int8")
+    assert isinstance(embedder._words, np.memmap) and embedder._words.shape == (30522, 384)
