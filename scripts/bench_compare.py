@@ -232,7 +232,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="memories stored one add at a time through the public API (the rest in batches)")
     parser.add_argument("--searches", type=int, default=100, help="searches per size")
     parser.add_argument("--add-users", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--turns", type=int, default=3, help="turns per user in the add rounds")
+    # 20: at 100 users, 3 turns each (the earlier default) mostly measured the first turns' set-up
+    parser.add_argument("--turns", type=int, default=20, help="turns per user in the add rounds")
     parser.add_argument("--latency-ms", type=float, default=200.0, help="stand-in LLM latency per call")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100, 1000])
     parser.add_argument("--events", type=int, default=10, help="events per subscriber level")
