@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import ray
 
+from actors.process_exit import exit_when_main_thread_ends
 from actors.replies import Reply, capture
 from runtime import hops
 from runtime.config import EmbedderConfig, LLMConfig, SentenceTransformersConfig
@@ -46,6 +47,7 @@ class EmbedderActor:
     def __init__(self, section: dict[str, Any], max_batch: int, max_wait_ms: float, threads: int):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         configure_logging()
+        exit_when_main_thread_ends()
         config = with_threads(msgspec.convert(section, EmbedderConfig), threads)
         self._embedder = BatchedEmbedder(make_embedder(config), max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
 
@@ -73,6 +75,7 @@ class ExtractorActor:
     def __init__(self, section: dict[str, Any]):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         configure_logging()
+        exit_when_main_thread_ends()
         self._section = msgspec.convert(section, LLMConfig)
         self._llm: CountedLLM | None = None
         self._lock = asyncio.Lock()

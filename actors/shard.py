@@ -20,6 +20,7 @@ import msgspec
 import ray
 
 from actors.models import with_threads
+from actors.process_exit import exit_when_main_thread_ends
 from actors.remote import RemoteEmbedder, RemoteLLM
 from actors.replies import Reply, capture
 from runtime import hops
@@ -51,6 +52,7 @@ class ShardActor:
         extractors: this shard calls the HTTP LLM endpoint itself (``ray.llm_calls``)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         configure_logging()
+        exit_when_main_thread_ends()
         self.index = index
         self.config = shard_config(msgspec.convert(config, Config), index)
         wait_s, cooldown_s = self.config.ray.restart_wait_s, self.config.ray.replica_cooldown_s
