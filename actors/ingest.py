@@ -189,6 +189,9 @@ async def ingest(memory: ClusterMemory, path: Path, *, tenant: str | None = None
 async def _run_pipeline(memory: ClusterMemory, turns: list[dict[str, Any]], tenant: str, concurrency: int,
                         progress: bool, summary: IngestSummary) -> None:
     namespace, config = memory.config.ray.namespace, memory.config
+    # no embedder actors (ray.embed_in: shard): the embedding stage holds its own copy of the model
+    local_model = (None if embedder_in_actors(config)
+                   else msgspec.to_builtins(with_threads(config.embedder, config.ray.embedder_threads)))
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # an owner's turns stay in input order
     context.enable_progress_bars = progress
@@ -200,9 +203,7 @@ async def _run_pipeline(memory: ClusterMemory, turns: list[dict[str, Any]], tena
                                             "endpoint": None if llm_in_extractor(memory.config)
                                             else msgspec.to_builtins(memory.config.llm)})
         .map_batches(EmbedFacts, batch_size=64, concurrency=1, num_cpus=0,
-                     fn_constructor_kwargs={"namespace": namespace, "local_model": None if embedder_in_actors(config)
-                                            else msgspec.to_builtins(with_threads(config.embedder,
-                                                                                  config.ray.embedder_threads))})
+                     fn_constructor_kwargs={"namespace": namespace, "local_model": local_model})
     )
     send, receive = anyio.create_memory_object_stream[dict[str, Any]](concurrency * 4)
     bar = tqdm(total=len(turns), desc="ingest", unit="turn", disable=not progress)

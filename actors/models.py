@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import ray
 
-from actors.process_exit import exit_when_main_thread_ends
+from actors.actor_process import prepare_actor_process
 from actors.replies import Reply, capture
 from runtime import hops
 from runtime.config import EmbedderConfig, LLMConfig, SentenceTransformersConfig
@@ -22,7 +22,6 @@ from runtime.embedders import make_embedder
 from runtime.embedders.batched import BatchedEmbedder
 from runtime.llms import make_llm
 from runtime.llms.counted import CountedLLM
-from runtime.logs import configure_logging
 
 
 def placement() -> dict[str, Any]:
@@ -42,14 +41,18 @@ def with_threads(section: EmbedderConfig, threads: int) -> EmbedderConfig:
     return section
 
 
+def local_embedder(section: EmbedderConfig, threads: int, max_batch: int, max_wait_ms: float) -> BatchedEmbedder:
+    """The model in this process, its callers' texts micro-batched: the embedder actor's, or a shard's
+    own (``ray.embed_in: shard``)."""
+    return BatchedEmbedder(make_embedder(with_threads(section, threads)), max_batch=max_batch,
+                           max_wait_s=max_wait_ms / 1000)
+
+
 @ray.remote(num_cpus=0, max_restarts=-1)
 class EmbedderActor:
     def __init__(self, section: dict[str, Any], max_batch: int, max_wait_ms: float, threads: int):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        configure_logging()
-        exit_when_main_thread_ends()
-        config = with_threads(msgspec.convert(section, EmbedderConfig), threads)
-        self._embedder = BatchedEmbedder(make_embedder(config), max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
+        prepare_actor_process()
+        self._embedder = local_embedder(msgspec.convert(section, EmbedderConfig), threads, max_batch, max_wait_ms)
 
     def dims(self) -> int:
         return self._embedder.dims
@@ -73,9 +76,7 @@ class EmbedderActor:
 @ray.remote(num_cpus=0, max_restarts=-1)
 class ExtractorActor:
     def __init__(self, section: dict[str, Any]):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        configure_logging()
-        exit_when_main_thread_ends()
+        prepare_actor_process()
         self._section = msgspec.convert(section, LLMConfig)
         self._llm: CountedLLM | None = None
         self._lock = asyncio.Lock()

@@ -19,20 +19,19 @@ import anyio
 import msgspec
 import ray
 
-from actors.models import with_threads
-from actors.process_exit import exit_when_main_thread_ends
+from actors.actor_process import prepare_actor_process
+from actors.models import local_embedder
 from actors.remote import RemoteEmbedder, RemoteLLM
 from actors.replies import Reply, capture
+from actors.resources import embedder_in_actors
 from runtime import hops
 from runtime.config import Config, OpenAIConfig
-from runtime.embedders import make_embedder
 from runtime.embedders.batched import BatchedEmbedder
 from runtime.engine import AsyncMemory
 from runtime.errors import InvalidRequest
 from runtime.events import ResyncRequired
 from runtime.llms.counted import CountedLLM
 from runtime.llms.factory import make_http_llm
-from runtime.logs import configure_logging
 
 # what a shard serves; everything else is refused (no getattr on caller-supplied names)
 OPERATIONS = frozenset({"add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "head",
@@ -50,9 +49,7 @@ class ShardActor:
     def __init__(self, index: int, config: dict[str, Any], embedders: Any, extractors: Any, dims: int):
         """``embedders`` and ``extractors``: the model actor replicas (a list, or one handle). No
         extractors: this shard calls the HTTP LLM endpoint itself (``ray.llm_calls``)."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        configure_logging()
-        exit_when_main_thread_ends()
+        prepare_actor_process()
         self.index = index
         self.config = shard_config(msgspec.convert(config, Config), index)
         wait_s, cooldown_s = self.config.ray.restart_wait_s, self.config.ray.replica_cooldown_s
@@ -67,9 +64,9 @@ class ShardActor:
     def _make_embedder(self, embedders: Any, dims: int) -> Any:
         """The embedder actors (``ray.embed_in: actor``) or the model in this process (``shard``)."""
         ray_cfg = self.config.ray
-        if ray_cfg.embed_in == "shard":
-            return BatchedEmbedder(make_embedder(with_threads(self.config.embedder, ray_cfg.embedder_threads)),
-                                   max_batch=ray_cfg.embedder_max_batch, max_wait_s=ray_cfg.embedder_max_wait_ms / 1000)
+        if not embedder_in_actors(self.config):
+            return local_embedder(self.config.embedder, ray_cfg.embedder_threads, ray_cfg.embedder_max_batch,
+                                  ray_cfg.embedder_max_wait_ms)
         return RemoteEmbedder(embedders, dims, ray_cfg.restart_wait_s, ray_cfg.replica_cooldown_s,
                               in_flight=ray_cfg.embed_calls_per_shard, max_batch=ray_cfg.embedder_max_batch)
 

@@ -137,7 +137,7 @@ class OnnxEmbedder:
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-            words = np.ascontiguousarray(self._words[ids])
+            words = self._words[ids]  # the rows of these tokens, copied out of the mapped table
             hidden = self._session.run(None, {"inputs_embeds": words, "attention_mask": mask,
                                               "token_type_ids": types})[0]
             weights = mask[..., None].astype(np.float32)

@@ -6,7 +6,7 @@ import textwrap
 
 SCRIPT = textwrap.dedent("""
     import queue, threading
-    from actors.process_exit import exit_when_main_thread_ends
+    from actors.actor_process import exit_when_main_thread_ends
 
     exit_when_main_thread_ends(grace_s=0.2)
     blocked = queue.Queue()

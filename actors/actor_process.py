@@ -1,4 +1,7 @@
-"""Let an actor process end when its Ray worker does, whatever idle threads it holds.
+"""What every actor process of memstream does first, and how it ends.
+
+``prepare_actor_process``: no model hub (the models come from PyPI packages), structured logs,
+and the exit watcher below.
 
 When Ray stops (``memstream serve`` ends, a benchmark's server is killed), each worker's main
 loop returns and Python finalizes: it first waits for every non-daemon thread. AnyIO's worker
@@ -19,7 +22,16 @@ import os
 import sys
 import threading
 
+from runtime.logs import configure_logging
+
 GRACE_S = 5.0
+
+
+def prepare_actor_process() -> None:
+    """Called first in every actor's ``__init__``."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    configure_logging()
+    exit_when_main_thread_ends()
 
 
 def exit_when_main_thread_ends(grace_s: float = GRACE_S) -> threading.Thread:
