@@ -15,8 +15,10 @@ from typing import Any
 
 import anyio
 import msgspec
+import ray
 
 from actors.cluster import MemoryCluster
+from actors.read_channel import DirectReads
 from actors.remote import RESTARTING
 from actors.replies import Reply, unwrap
 from actors.router import Router
@@ -48,6 +50,7 @@ class ClusterMemory:
         self.cluster = cluster or MemoryCluster(self.config)
         self._search_batchers: dict[str, MicroBatcher[dict[str, Any], Reply]] = {}
         self._batch_loop: asyncio.AbstractEventLoop | None = None
+        self._direct: DirectReads | None = None
 
     async def open(self) -> ClusterMemory:
         if self.cluster.router is None:
@@ -55,7 +58,9 @@ class ClusterMemory:
         return self
 
     async def close(self) -> None:
-        return None  # the actors outlive a client
+        if self._direct is not None:  # the actors outlive a client; its sockets to them do not
+            self._direct.close()
+            self._direct = None
 
     async def __aenter__(self) -> ClusterMemory:
         return await self.open()
@@ -131,8 +136,9 @@ class ClusterMemory:
 
     async def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                      run_id: str | None = None, tenant: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Through the owner's shard's search batcher (``ray.search_batch``): one Ray call carries the
-        searches that arrived while that shard's previous calls were out."""
+        """Through the owner's shard's search batcher (``ray.search_batch``): one call carries the
+        searches that arrived while that shard's previous calls were out - over the shard's read
+        socket when it runs on this node (``ray.direct_reads``), else over Ray."""
         if not self.config.ray.search_batch:
             return await self._owned("search", tenant, {"user_id": user_id, "agent_id": agent_id,
                                                         "run_id": run_id}, query=query, **kwargs)
@@ -148,12 +154,18 @@ class ClusterMemory:
 
     def _search_batcher(self, shard: str) -> MicroBatcher[dict[str, Any], Reply]:
         loop = asyncio.get_running_loop()
-        if loop is not self._batch_loop:  # batchers belong to the event loop that runs them
+        if loop is not self._batch_loop:  # batchers and sockets belong to the event loop that runs them
+            if self._direct is not None:
+                self._direct.close()
             self._batch_loop, self._search_batchers = loop, {}
+            self._direct = DirectReads(self.router, ray.get_runtime_context().get_node_id(),
+                                       enabled=self.config.ray.direct_reads, timeout_s=self.config.ray.call_timeout_s)
+        direct = self._direct
+        assert direct is not None
         batcher = self._search_batchers.get(shard)
         if batcher is None:
             async def call(requests: list[dict[str, Any]]) -> list[Reply]:
-                return await self.router.call(shard, "search_many", {"requests": requests})
+                return await direct.search_many(shard, requests)
 
             batcher = self._search_batchers[shard] = MicroBatcher(
                 call, max_batch=self.config.ray.search_batch, max_wait_s=0.0,

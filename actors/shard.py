@@ -21,6 +21,7 @@ import ray
 
 from actors.actor_process import prepare_actor_process
 from actors.models import local_embedder
+from actors.read_server import ReadServer
 from actors.remote import RemoteEmbedder, RemoteLLM
 from actors.replies import Reply, capture
 from actors.resources import embedder_in_actors
@@ -60,6 +61,7 @@ class ShardActor:
             self.llm = CountedLLM(make_http_llm(self.config.llm))
         self.embedder = self._make_embedder(embedders, dims)
         self.memory = AsyncMemory(self.config, llm=self.llm, embedder=self.embedder)
+        self.read_server = ReadServer(self._search_many, max_concurrent=self.config.ray.search_calls_per_shard * 4)
 
     def _make_embedder(self, embedders: Any, dims: int) -> Any:
         """The embedder actors (``ray.embed_in: actor``) or the model in this process (``shard``)."""
@@ -80,6 +82,8 @@ class ShardActor:
         (``runtime.hops``: the embedder's round trip, the search, ``shard_ms`` in all)."""
         if operation == "search_many":
             return Reply(value=await self._search_many(kwargs["requests"]))
+        if operation == "read_endpoint":
+            return Reply(value=await self._read_endpoint())
         if operation not in OPERATIONS:
             return await capture(_refuse(operation))
         work = self._ingest(kwargs) if operation == "ingest" else getattr(self.memory, operation)(**kwargs)
@@ -112,6 +116,13 @@ class ShardActor:
             if reply.error is None:
                 reply.extra["hops"]["shard_ms"] = total_ms
         return replies
+
+    async def _read_endpoint(self) -> dict[str, str] | None:
+        """Where processes on this node can send searches without a Ray call (``actors/read_server.py``);
+        None with ``ray.direct_reads`` off."""
+        if not self.config.ray.direct_reads:
+            return None
+        return {"node": ray.get_runtime_context().get_node_id(), "path": await self.read_server.start()}
 
     async def _ingest(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """A turn whose facts (and vectors) were extracted upstream by the ingestion job."""

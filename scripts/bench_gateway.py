@@ -157,9 +157,11 @@ async def search_with_hops(url: str, token: str, clients: int, per_client: int, 
     """``search_latency`` with the load average and the mean of every hop over the same searches."""
     before = await search_hops.scrape(url)
     result = await search_latency(url, token, clients, per_client, users, plan)
-    means = search_hops.hop_means(before, await search_hops.scrape(url))
+    after = await search_hops.scrape(url)
+    means = search_hops.hop_means(before, after)
     return {**result, "load_average_1": round(os.getloadavg()[0], 2),
             "hops_ms": search_hops.breakdown(means, result["mean_ms"]),
+            "read_socket_share": search_hops.share(before, after, "read_socket_ms"),
             "hop_means_ms": {k: round(v, 3) for k, v in sorted(means.items())}}
 
 

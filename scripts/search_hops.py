@@ -55,6 +55,14 @@ def hop_means(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return means
 
 
+def share(before: dict[str, float], after: dict[str, float], hop: str) -> float:
+    """The fraction of the requests between two scrapes that went through ``hop`` (pure)."""
+    requests = after.get("count:gateway_request_ms", 0) - before.get("count:gateway_request_ms", 0)
+    if requests <= 0:
+        return 0.0
+    return round((after.get(f"count:{hop}", 0) - before.get(f"count:{hop}", 0)) / requests, 3)
+
+
 def breakdown(means: dict[str, float], client_ms: float) -> dict[str, float]:
     """The client's mean round trip split into hops that add up to it (pure)."""
     m = lambda hop: means.get(hop, 0.0)  # noqa: E731
@@ -67,7 +75,7 @@ def breakdown(means: dict[str, float], client_ms: float) -> dict[str, float]:
         "websocket_both_ends": client_ms - m("gateway_request_ms"),
         "gateway_handling": m("gateway_request_ms") - m("shard_search_wait_ms") - shard_round_trip,
         "gateway_batching_wait": m("shard_search_wait_ms"),
-        "ray_gateway_to_shard": shard_round_trip - m("shard_ms"),
+        "gateway_to_shard_transport": shard_round_trip - m("shard_ms"),
         "shard_coalescing_wait": m("embed_coalesce_wait_ms"),
         "ray_shard_to_embedder": embed_round_trip - m("embedder_wait_ms") - m("embedder_call_ms"),
         "embedder_queue": m("embedder_wait_ms"),

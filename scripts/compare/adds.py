@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import psutil
+
 from scripts.compare.report import COLORS, fmt, plain_ticks, ratio, times
 
 TOPICS = ["sailing", "chess", "opera", "baking", "tennis", "poetry", "cycling", "pottery", "jazz", "hiking"]
@@ -19,6 +21,20 @@ def add_round(users: int, turns: int, tag: str) -> dict[str, list[str]]:
     return {f"{tag}-{u}": [f"I started {TOPICS[(u + t) % len(TOPICS)]} lessons in week {t} and I practice "
                            f"{TOPICS[(u + t) % len(TOPICS)]} with friend {u}" for t in range(turns)]
             for u in range(users)}
+
+
+def busy_seconds(times: Any) -> float:
+    """CPU seconds the machine spent busy (every core, every process) in a ``psutil.cpu_times()`` reading."""
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def cpu_use(before: tuple[Any, Any], after: tuple[Any, Any], seconds: float, turns: int) -> dict[str, float]:
+    """From (machine, this process) CPU readings around a round: cores busy on average, and the CPU
+    milliseconds per turn of the whole machine and of this benchmark client alone (pure)."""
+    machine = busy_seconds(after[0]) - busy_seconds(before[0])
+    client = (after[1].user + after[1].system) - (before[1].user + before[1].system)
+    return {"cores_busy": round(machine / seconds, 2), "cpu_ms_per_turn_machine": round(1000 * machine / turns, 2),
+            "cpu_ms_per_turn_client": round(1000 * client / turns, 2), "cores": psutil.cpu_count()}
 
 
 def ceiling(users: int, llm_calls_per_turn: float, latency_s: float) -> float | None:
@@ -62,11 +78,14 @@ async def adds(url: str, token: str, per_user: dict[str, list[str]], desc: str) 
                     errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 bar.update(1)
 
+    me = psutil.Process()
+    cpu_before = (psutil.cpu_times(), me.cpu_times())
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:
         for uid, turns in per_user.items():
             tg.start_soon(user, uid, turns)
     seconds = time.perf_counter() - started
+    cpu = cpu_use(cpu_before, (psutil.cpu_times(), me.cpu_times()), seconds, total)
     bar.close()
     stored = 0
     async with MemoryClient(url, token) as client:
@@ -74,7 +93,7 @@ async def adds(url: str, token: str, per_user: dict[str, list[str]], desc: str) 
             stored += len((await client.get_all(user_id=uid, limit=1000))["results"])
     return {"users": len(per_user), "turns": total, "seconds": round(seconds, 2),
             "turns_per_s": round(total / seconds, 2), "errors": len(errors), "first_errors": errors[:3],
-            "memories_of_first_3_users": stored}
+            "memories_of_first_3_users": stored, "cpu": cpu}
 
 
 async def memstream(url: str, token: str, stats_url: str, rounds: list[tuple[int, dict[str, list[str]]]],

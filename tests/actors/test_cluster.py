@@ -205,3 +205,21 @@ async def test_concurrent_searches_share_ray_calls_and_each_gets_its_own_answer(
         tg.start_soon(search, "sailing")
         tg.start_soon(bad_search)
     assert len(failures) == 1 and results["sailing"][0]["memory"] == "I love sailing"
+
+
+async def test_searches_take_the_shards_read_socket_and_survive_its_restart(cluster: ClusterMemory):
+    """On the shard's node a search batch goes over the shard's Unix socket, not a Ray call; when the
+    shard's process dies the search is answered over Ray (which waits for the restart) and the
+    socket of the restarted shard is found again within the back-off's bound."""
+    await cluster.add("I collect stamps", user_id="socket-reader", infer=False)
+    name = cluster.router.shard_of("default", "user:socket-reader")
+    [hit] = (await cluster.search("stamps", user_id="socket-reader"))["results"]
+    assert cluster._direct is not None
+    assert cluster._direct.counts["socket"] >= 1 and hit["memory"] == "I collect stamps"
+    os.kill(await pid_of(cluster.cluster.shards[name]), signal.SIGKILL)
+    before = dict(cluster._direct.counts)
+    for _ in range(8):  # the back-off after one failure skips 2 batches, then tries the new socket
+        [hit] = (await cluster.search("stamps", user_id="socket-reader"))["results"]
+        assert hit["memory"] == "I collect stamps"
+    after = cluster._direct.counts
+    assert after["ray"] > before["ray"] and after["socket"] > before["socket"]

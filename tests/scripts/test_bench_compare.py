@@ -7,7 +7,7 @@ import json
 import math
 
 from scripts.bench_compare import markdown, summary_rows
-from scripts.compare.adds import add_round, ceiling
+from scripts.compare.adds import add_round, ceiling, cpu_use
 from scripts.compare.ingest import ingest_round
 from scripts.compare import locomo, search
 from scripts.compare.locomo import evidence_ids, locomo_conversations, recall_at_k, scores
@@ -161,3 +161,14 @@ def test_stand_in_answers_mem0_with_the_same_clauses_as_memstream():
                      "facts": {"maxItems": 4, "items": {"maxLength": 80}}}}}}}
     assert system_of(memstream) == "memstream"
     assert json.loads(answer(memstream)) == {"facts": expected}
+
+
+def test_cpu_use_of_a_round_counts_the_whole_machine_and_the_client_apart():
+    from collections import namedtuple
+
+    machine = namedtuple("scputimes", "user system idle iowait")  # the shape of psutil.cpu_times()
+    process = namedtuple("pcputimes", "user system")
+    use = cpu_use((machine(5.0, 0.0, 100.0, 0.0), process(1.0, 0.5)),
+                  (machine(7.0, 1.0, 102.0, 0.5), process(1.4, 0.6)), seconds=2.0, turns=100)
+    assert use["cores_busy"] == 1.5 and use["cpu_ms_per_turn_machine"] == 30.0  # idle and iowait are not busy
+    assert use["cpu_ms_per_turn_client"] == 5.0
