@@ -50,6 +50,7 @@ async def backfill_sparse(journal: Journal, vectors: VectorStore, *,
             chunk = records[start:start + BATCH]
             written += await vectors.write_sparse(chunk)
         memories += len(records)
+        await vectors.flush()  # a store without a WAL keeps the writes only once flushed
         await journal.set_watermark(SPARSE, tenant, owner, head)
         if progress is not None:
             progress(len(records))

@@ -82,6 +82,8 @@ class AsyncMemory:
         return self
 
     async def close(self) -> None:
+        if self._ctx.opened:
+            await self._projections.flush_vectors()  # before the store closes: its watermarks follow flushes
         await self._ctx.close()
 
     async def __aenter__(self) -> AsyncMemory:

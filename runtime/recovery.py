@@ -4,10 +4,16 @@ and graph store, idempotently, each with a watermark (the last seq it holds) kep
 A crash or an outage after a commit leaves a projection behind the journal; it is repaired by
 re-applying the entries past its watermark: for every owner on open (``recover``), and for one
 owner before each of its writes (``catch_up``).
+
+A watermark may only say what the store keeps through a crash. A vector store without a WAL of
+its own (Qdrant Edge by default: the journal already is one) keeps its writes once flushed, so
+its watermarks are written after each flush, every ``flush_every`` entries and on close; a crash
+in between re-applies at most those entries.
 """
 
 from __future__ import annotations
 
+import anyio
 import structlog
 
 from runtime import relations as graph_rules
@@ -37,6 +43,9 @@ class Projections:
         self.ctx = ctx
         self._applied: dict[tuple[str, str], int] = {}
         self._graph_applied: dict[tuple[str, str], int] = {}
+        self._unflushed: dict[tuple[str, str], int] = {}  # in the vector store, not yet through a flush
+        self._entries_unflushed = 0
+        self._flushing = anyio.Lock()
 
     async def recover(self) -> int:
         """Re-apply every journal entry a projection (vector store, graph store) missed."""
@@ -49,6 +58,7 @@ class Projections:
         for (tenant, owner), behind in sorted(lagging.items()):
             await self.ctx.serialized(tenant, owner, lambda t=tenant, o=owner: self.catch_up(t, o))
             repaired += behind
+        await self.flush_vectors()  # what was re-applied is held from now on
         if repaired:
             log.info("recovered", entries=repaired)
         return repaired
@@ -107,8 +117,32 @@ class Projections:
         except BackendUnavailable as exc:
             self._applied.pop(key, None)
             raise committed_but_unapplied(exc, "vector store", last) from exc
-        await self.ctx.journal.set_watermark(VECTORS, last.tenant, last.owner, last.seq)
         self._applied[key] = last.seq
+        flush_every = self.ctx.vectors.flush_every
+        if flush_every is None:
+            await self.ctx.journal.set_watermark(VECTORS, last.tenant, last.owner, last.seq)
+            return
+        self._unflushed[key] = max(self._unflushed.get(key, 0), last.seq)
+        self._entries_unflushed += len(entries)
+        if self._entries_unflushed >= flush_every:
+            await self.flush_vectors()
+
+    async def flush_vectors(self) -> None:
+        """Flush the vector store, then record as held what it held before the flush. A failed flush
+        fails no caller (their changes are committed and in the store); it is tried again next time."""
+        async with self._flushing:
+            pending, self._unflushed, self._entries_unflushed = self._unflushed, {}, 0
+            if not pending:
+                return
+            try:
+                await self.ctx.vectors.flush()
+            except BackendUnavailable as exc:
+                for key, seq in pending.items():
+                    self._unflushed[key] = max(self._unflushed.get(key, 0), seq)
+                log.warning("vector_flush_failed", error=str(exc), owners=len(pending))
+                return
+            for (tenant, owner), seq in pending.items():
+                await self.ctx.journal.set_watermark(VECTORS, tenant, owner, seq)
 
     async def apply_graph(self, entries: list[JournalEntry], known: dict[str, list[float]]) -> None:
         """Journal entries → graph store, idempotently (final state per relation id; entities come from

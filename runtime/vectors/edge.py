@@ -129,9 +129,11 @@ def _sparse(terms: SparseTerms) -> SparseVector:
 
 class EdgeVectorStore(SearchOne):
     def __init__(self, path: str | Path, *, hnsw_m: int = 0, hnsw_payload_m: int = 16, optimize_every: int = 5000,
-                 search_threads: int | None = 1, sparse: SparseEncoder | None = None,
-                 fusion: FusionSettings | None = None):
+                 search_threads: int | None = 1, wal: bool = False, flush_every: int = 1000,
+                 sparse: SparseEncoder | None = None, fusion: FusionSettings | None = None):
         self.path = Path(path)
+        self._wal = wal
+        self.flush_every: int | None = None if wal else flush_every
         self._search_threads = search_threads
         self._hnsw = HnswIndexConfig(m=hnsw_m, ef_construct=100, full_scan_threshold=10000, payload_m=hnsw_payload_m)
         self._optimize_every = optimize_every
@@ -164,7 +166,7 @@ class EdgeVectorStore(SearchOne):
                           sparse_vectors={SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)}
                           if sparse else None,
                           hnsw_config=self._hnsw, optimizers=EdgeOptimizersConfig(indexing_threshold=1000),
-                          max_search_threads=self._search_threads)
+                          max_search_threads=self._search_threads, wal_enabled=self._wal)
 
     async def open(self, dims: int) -> None:
         if self._shard is not None:
@@ -241,6 +243,9 @@ class EdgeVectorStore(SearchOne):
             self._call("sparse update", self.shard.update, UpdateOperation.update_vectors(
                 [PointVectors(r.id, {SPARSE_VECTOR: _sparse(t)}) for r, t in zip(present, terms)]))
         return len(present)
+
+    async def flush(self) -> None:
+        self._call("flush", self.shard.flush)
 
     async def close(self) -> None:
         if self._shard is not None:

@@ -29,7 +29,7 @@ def make_vector_store(config: Config, *, path_suffix: str | None = None) -> Vect
             path = path / path_suffix
         return EdgeVectorStore(path, hnsw_m=section.hnsw_m, hnsw_payload_m=section.hnsw_payload_m,
                                optimize_every=section.optimize_every, search_threads=section.search_threads,
-                               sparse=sparse, fusion=fusion)
+                               wal=section.wal, flush_every=section.flush_every, sparse=sparse, fusion=fusion)
     assert isinstance(section, QdrantConfig)
     from runtime.vectors.qdrant import QdrantVectorStore
 

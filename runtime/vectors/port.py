@@ -26,6 +26,14 @@ class Hit(msgspec.Struct, frozen=True):
 
 class VectorStore(Protocol):
     has_sparse: bool  # the points carry sparse vectors: sparse and hybrid searches need them
+    # None: an upsert is durable when it returns. N: what was written since the last ``flush`` is
+    # lost on a crash, so the caller flushes at least every N journal entries before it records
+    # them as applied (runtime/recovery.py)
+    flush_every: int | None
+
+    async def flush(self) -> None:
+        """Make everything written so far durable."""
+        ...
 
     async def open(self, dims: int) -> None: ...
 

@@ -107,6 +107,7 @@ class QdrantVectorStore(SearchOne):
         self._encoder = sparse or SparseEncoder()
         self._fusion = fusion or FusionSettings()
         self.has_sparse = False
+        self.flush_every: int | None = None  # the server's own WAL makes each acknowledged upsert durable
 
     def _key(self, tenant: str) -> str | None:
         return shard_key_for(tenant, self._dedicated)
@@ -160,6 +161,9 @@ class QdrantVectorStore(SearchOne):
                 if not (existing and "already exists" in str(exc)):
                     raise BackendUnavailable(f"Qdrant: creating shard key {key!r}: {exc}",
                                              backend="vector_store") from exc
+
+    async def flush(self) -> None:
+        return None
 
     async def close(self) -> None:
         await self._client.close()
