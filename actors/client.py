@@ -38,6 +38,7 @@ from runtime.model import (
     make_scope,
 )
 
+FLUSH_ON_CLOSE_S = 10.0  # a shard that is down or restarting is not waited for longer at close
 _decode_batch = msgspec.msgpack.Decoder(list[dict[str, Any]]).decode
 _EVENT_TYPES: dict[str, type] = {"memory_added": MemoryAdded, "memory_updated": MemoryUpdated,
                                  "memory_deleted": MemoryDeleted, "relation_added": RelationAdded,
@@ -58,9 +59,14 @@ class ClusterMemory:
         return self
 
     async def close(self) -> None:
-        if self._direct is not None:  # the actors outlive a client; its sockets to them do not
+        """The actors outlive a client; its sockets to them do not. The shards are asked to flush
+        (bounded, best effort): a server that stops then takes nothing to re-apply at its next start."""
+        if self._direct is not None:
             self._direct.close()
-            self._direct = None
+            self._direct, self._batch_loop, self._search_batchers = None, None, {}  # rebuilt if used again
+        if self.cluster.router is not None:
+            with anyio.move_on_after(FLUSH_ON_CLOSE_S):
+                await self.router.broadcast("flush", {})
 
     async def __aenter__(self) -> ClusterMemory:
         return await self.open()

@@ -117,6 +117,7 @@ class MemoryCluster:
             remove_placement_groups(plan, self.config.ray.namespace)
         self.shards.clear()
         self.embedders, self.extractors = [], []
+        self.router = None
 
 
 def merge_stats(replicas: list[dict[str, Any]]) -> dict[str, Any]:

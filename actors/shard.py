@@ -36,7 +36,7 @@ from runtime.llms.factory import make_http_llm
 
 # what a shard serves; everything else is refused (no getattr on caller-supplied names)
 OPERATIONS = frozenset({"add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "head",
-                        "reset", "ingest", "read_events", "count", "owners"})
+                        "reset", "ingest", "read_events", "count", "owners", "flush"})
 
 
 

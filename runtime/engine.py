@@ -83,8 +83,13 @@ class AsyncMemory:
 
     async def close(self) -> None:
         if self._ctx.opened:
-            await self._projections.flush_vectors()  # before the store closes: its watermarks follow flushes
+            await self.flush()  # before the store closes: its watermarks follow flushes
         await self._ctx.close()
+
+    async def flush(self) -> None:
+        """Make every applied change durable in the vector store and record it, so the next start
+        re-applies nothing (a store without a WAL otherwise waits for ``flush_every`` entries)."""
+        await self._projections.flush_vectors()
 
     async def __aenter__(self) -> AsyncMemory:
         return await self.open()

@@ -14,6 +14,9 @@ vectors existed is copied once into a new shard that has them (``add_sparse_slot
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -133,12 +136,14 @@ class EdgeVectorStore(SearchOne):
                  sparse: SparseEncoder | None = None, fusion: FusionSettings | None = None):
         self.path = Path(path)
         self._wal = wal
-        self.flush_every: int | None = None if wal else flush_every
+        self._flush_every = flush_every
+        self.flush_every: int | None = None if wal else flush_every  # as opened: see ``open``
         self._search_threads = search_threads
         self._hnsw = HnswIndexConfig(m=hnsw_m, ef_construct=100, full_scan_threshold=10000, payload_m=hnsw_payload_m)
         self._optimize_every = optimize_every
         self._writes_since_optimize = 0
         self._shard: EdgeShard | None = None
+        self._lock_fd: int | None = None
         self._dims = 0
         self._encoder = sparse or SparseEncoder()
         self._fusion = fusion or FusionSettings()
@@ -159,27 +164,67 @@ class EdgeVectorStore(SearchOne):
         except Exception as exc:  # qdrant-edge raises plain Exception for every engine error
             raise BackendUnavailable(f"Qdrant Edge {what} failed: {exc}", backend="vector_store") from exc
 
-    def _config(self, *, sparse: bool) -> EdgeConfig:
+    def _config(self, *, sparse: bool, wal: bool | None = None) -> EdgeConfig:
         """With ``sparse`` the BM25 vector is declared (IDF by the engine); without, an existing
         shard keeps the vectors it has."""
         return EdgeConfig(vectors=EdgeVectorParams(size=self._dims, distance=Distance.Cosine),
                           sparse_vectors={SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)}
                           if sparse else None,
                           hnsw_config=self._hnsw, optimizers=EdgeOptimizersConfig(indexing_threshold=1000),
-                          max_search_threads=self._search_threads, wal_enabled=self._wal)
+                          max_search_threads=self._search_threads,
+                          wal_enabled=self._wal if wal is None else wal)
 
     async def open(self, dims: int) -> None:
         if self._shard is not None:
             return
         self._dims = dims
-        self._finish_swap()
-        if (self.path / "segments").is_dir():
-            self._shard = self._call(f"open of {self.path} (is another process using it?)", EdgeShard.load,
-                                     str(self.path), self._config(sparse=False))
-            self.has_sparse = self._holds_sparse(self._shard)
-        else:
-            self._shard = self._create(self.path)
-            self.has_sparse = True
+        self._lock()
+        try:
+            self._finish_swap()
+            if (self.path / "segments").is_dir():
+                wal = self._created_with_wal()
+                self._shard = self._call(f"open of {self.path} (is another process using it?)", EdgeShard.load,
+                                         str(self.path), self._config(sparse=False, wal=wal))
+                self.has_sparse = self._holds_sparse(self._shard)
+            else:
+                wal = self._wal
+                self._shard = self._create(self.path)
+                self.has_sparse = True
+            self.flush_every = None if wal else self._flush_every
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _created_with_wal(self) -> bool:
+        """Edge refuses to open a shard with another WAL setting than it was created with, so a shard
+        keeps its own (recorded in its ``edge_config.json``); ``wal`` applies to new shards, and to a
+        shard rebuilt by ``add_sparse_slot``."""
+        try:
+            recorded = json.loads((self.path / "edge_config.json").read_text()).get("wal_enabled")
+        except (OSError, ValueError, AttributeError):
+            return self._wal
+        return recorded is not False  # a shard created without saying has Edge's default, the WAL
+
+    def _lock(self) -> None:
+        """One process per shard directory. Edge's WAL holds a lock of its own; without the WAL
+        nothing would stop a second process from opening the same files, so this lock (beside the
+        directory, released by the kernel when the process dies) does."""
+        if self._lock_fd is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BackendUnavailable(f"Qdrant Edge open of {self.path} failed: it is locked (is another process "
+                                     "using it?)", backend="vector_store") from None
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
 
     def _create(self, path: Path) -> EdgeShard:
         path.mkdir(parents=True, exist_ok=True)
@@ -252,6 +297,7 @@ class EdgeVectorStore(SearchOne):
             shard, self._shard = self._shard, None
             shard.flush()
             shard.close()
+        self._unlock()
 
     def _wrote(self, count: int) -> None:
         self._writes_since_optimize += count

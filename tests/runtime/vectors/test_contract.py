@@ -128,6 +128,25 @@ async def test_a_second_edge_opener_is_refused_with_a_clear_error(tmp_path):
     with pytest.raises(BackendUnavailable, match="another process"):
         await second.open(DIMS)
     await first.close()
+    await second.open(DIMS)  # the lock goes with the first opener's close
+    await second.close()
+
+
+async def test_an_edge_shard_keeps_the_wal_setting_it_was_created_with(tmp_path):
+    """New shards run without Edge's WAL (the journal is the log, watermarks follow flushes); a shard
+    created with it (the earlier default) keeps it, since Edge cannot change it, and its writes
+    count as durable at once."""
+    old = EdgeVectorStore(tmp_path / "old", wal=True)
+    await old.open(DIMS)
+    await old.close()
+    reopened, new = EdgeVectorStore(tmp_path / "old"), EdgeVectorStore(tmp_path / "new", flush_every=7)
+    for store in (reopened, new):
+        await store.open(DIMS)
+        await store.upsert([rec("kept through a reopen")], [vec(1)])
+        await store.flush()
+    assert reopened.flush_every is None and new.flush_every == 7
+    for store in (reopened, new):
+        await store.close()
 
 
 async def test_unreachable_qdrant_server_is_a_typed_error():
